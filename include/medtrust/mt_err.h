@@ -1,0 +1,107 @@
+/*
+ * mt_err.h — the one error enumeration of libmedtrust.
+ *
+ * Every function that can fail returns an `enum mt_err`.  Codes are grouped
+ * in ranges per layer so that a number in a log already says where it came
+ * from.  The packet refusals (4xx) follow the check order of protocol §5
+ * exactly: MT_ERR_PKT_SIZE is stage 1 and MT_ERR_PKT_IMPLAUSIBLE stage 14, so
+ * comparing two codes compares how far a packet got.
+ *
+ * mt_err_str() gives a human sentence; mt_err_stage() gives the protocol's
+ * stage name ("aead", "kid", ...) for packet refusals and NULL otherwise.
+ * Both return static strings.
+ */
+#ifndef MT_ERR_H
+#define MT_ERR_H
+
+#if defined(__GNUC__)
+#define MT_NODISCARD __attribute__((warn_unused_result))
+#else
+#define MT_NODISCARD
+#endif
+
+enum mt_err {
+	MT_OK = 0,
+
+	/* 1..99: general */
+	MT_ERR_ARG = 1,        /* invalid argument from the caller */
+	MT_ERR_NOMEM = 2,      /* allocation failed */
+	MT_ERR_BUFFER = 3,     /* caller's output buffer too small */
+	MT_ERR_IO = 4,         /* file or OS error */
+	MT_ERR_CRYPTO = 5,     /* the crypto library failed unexpectedly */
+	MT_ERR_INTERNAL = 6,   /* a bug: an invariant did not hold */
+	MT_ERR_NOT_FOUND = 7,  /* no such object */
+	MT_ERR_UNSUPPORTED = 8,/* valid but not supported here */
+	MT_ERR_RANDOM = 9,     /* the random generator failed */
+
+	/* 100..199: strict CBOR decoding and encoding (protocol "Strict CBOR") */
+	MT_ERR_CBOR_TRUNCATED = 100,    /* item or length runs past the input */
+	MT_ERR_CBOR_TRAILING = 101,     /* bytes after the top-level item */
+	MT_ERR_CBOR_INDEFINITE = 102,   /* indefinite length or break code */
+	MT_ERR_CBOR_NOT_SHORTEST = 103, /* head not in its shortest form */
+	MT_ERR_CBOR_FLOAT_FORM = 104,   /* float not in its shortest exact form */
+	MT_ERR_CBOR_FLOAT_NONFINITE = 105, /* NaN or infinity */
+	MT_ERR_CBOR_SIMPLE = 106,       /* simple value other than false/true/null */
+	MT_ERR_CBOR_TAG = 107,          /* tag not allowed here */
+	MT_ERR_CBOR_UTF8 = 108,         /* text string is not valid UTF-8 */
+	MT_ERR_CBOR_DEPTH = 109,        /* nesting deeper than 8 */
+	MT_ERR_CBOR_MAP_SIZE = 110,     /* map of more than 16 entries */
+	MT_ERR_CBOR_KEY_TYPE = 111,     /* map key neither int nor tstr */
+	MT_ERR_CBOR_KEY_ORDER = 112,    /* map keys not in bytewise order */
+	MT_ERR_CBOR_KEY_DUP = 113,      /* duplicated map key */
+	MT_ERR_CBOR_MALFORMED = 114,    /* reserved additional information, bad byte */
+	MT_ERR_CBOR_TYPE = 115,         /* an item of another type was expected */
+	MT_ERR_CBOR_RANGE = 116,        /* integer outside the range expected */
+
+	/* 200..299: key store */
+	MT_ERR_KS_URI = 200,        /* key URI malformed or of an unknown scheme */
+	MT_ERR_KS_MODULE = 201,     /* PKCS#11 module could not be loaded */
+	MT_ERR_KS_TOKEN = 202,      /* token not found */
+	MT_ERR_KS_PIN = 203,        /* PIN missing, wrong or locked */
+	MT_ERR_KS_KEY_NOT_FOUND = 204,
+	MT_ERR_KS_KEY_TYPE = 205,   /* key of the wrong type for the operation */
+	MT_ERR_KS_PASSPHRASE = 206, /* MEDTRUST_KEY_PASSPHRASE missing or wrong */
+	MT_ERR_KS_EXISTS = 207,     /* a key already exists under that name */
+	MT_ERR_KS_OPERATION = 208,  /* the token refused or failed the operation */
+	MT_ERR_KS_PERMISSION = 209, /* key file has unsafe permissions */
+
+	/* 300..399: keys, signatures, AEAD */
+	MT_ERR_KEY_FORMAT = 300,   /* public key unparsable or point not on curve */
+	MT_ERR_KEY_TYPE = 301,     /* key type not supported or not the one expected */
+	MT_ERR_SIG_FORMAT = 302,   /* signature wrong length or r/s out of range */
+	MT_ERR_SIG_INVALID = 303,  /* signature does not verify */
+	MT_ERR_AEAD_TAG = 304,     /* authentication tag does not verify */
+	MT_ERR_COSE_FORMAT = 305,  /* COSE structure malformed */
+	MT_ERR_COSE_ALG = 306,     /* algorithm missing, unknown or mismatching */
+	MT_ERR_COSE_CRIT = 307,    /* crit header names a label not understood */
+
+	/* 400..499: packet refusals, in the check order of protocol §5 */
+	MT_ERR_PKT_SIZE = 401,
+	MT_ERR_PKT_CBOR = 402,
+	MT_ERR_PKT_HEADER = 403,
+	MT_ERR_PKT_EPOCH = 404,
+	MT_ERR_PKT_AEAD = 405,
+	MT_ERR_PKT_INNER = 406,
+	MT_ERR_PKT_ALG = 407,
+	MT_ERR_PKT_KID = 408,
+	MT_ERR_PKT_SIGNATURE = 409,
+	MT_ERR_PKT_MESSAGE = 410,
+	MT_ERR_PKT_DEV = 411,
+	MT_ERR_PKT_INACTIVE = 412,
+	MT_ERR_PKT_REPLAY = 413,
+	MT_ERR_PKT_IMPLAUSIBLE = 414,
+	MT_ERR_PKT_DUPLICATE = 420, /* seen before inside the window: not an attack */
+
+	/* 500..599: JSON form of messages (protocol §9) */
+	MT_ERR_JSON_SYNTAX = 500,  /* not JSON */
+	MT_ERR_JSON_SCHEMA = 501,  /* JSON, but not a message: unknown name, wrong type */
+};
+
+/* A sentence describing `e`; never NULL. */
+const char *mt_err_str(enum mt_err e);
+
+/* The protocol stage name of a packet refusal ("size" ... "implausible",
+ * "duplicate"), or NULL when `e` is not a packet refusal. */
+const char *mt_err_stage(enum mt_err e);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * mt_keystore.h — private keys behind one interface, chosen by URI.
+ *
+ *   pkcs11:token=hub;object=kx;pin-value=1234        a key in a PKCS#11 token
+ *   pkcs11:token=hub;object=kx?pin-source=/run/pin&module-path=/usr/lib/softhsm/libsofthsm2.so
+ *   file:/var/lib/medtrust/dev-1.key                 encrypted PKCS#8 PEM file
+ *
+ * pkcs11: URIs follow RFC 7512: path attributes `token`, `manufacturer`,
+ * `serial`, `model`, `object` (the key's CKA_LABEL), `id` (CKA_ID,
+ * percent-encoded bytes), `type` (private); query attributes `pin-value`,
+ * `pin-source` (a file holding the PIN), `module-path`.  Without
+ * `module-path` the module is $MEDTRUST_PKCS11_MODULE, else SoftHSM2's
+ * /usr/lib/softhsm/libsofthsm2.so.  A module is loaded and initialised once
+ * per process; several keys in one token share one logged-in session
+ * (CKR_USER_ALREADY_LOGGED_IN counts as logged in).
+ *
+ * Keys generated in a token are CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE and
+ * not CKA_EXTRACTABLE, with exactly the usage of their role: a signing key has
+ * CKA_SIGN and no CKA_DERIVE, a key-agreement key CKA_DERIVE and no CKA_SIGN
+ * (threats I01–I03).  Only the public half ever leaves the token.
+ *
+ * file: keys are PKCS#8 PEM encrypted with the passphrase in the environment
+ * variable MEDTRUST_KEY_PASSPHRASE (AES-256-CBC, scrypt/PBKDF2 per OpenSSL's
+ * PKCS#8 v2), written with mode 0600; a key file readable by group or others
+ * is refused when opened.  For development and for simulating large fleets.
+ *
+ * Keys imported from raw bytes (mt_key_import_raw) live only in memory: test
+ * vectors and unit tests use them.
+ *
+ * A `struct mt_key` is used by one thread at a time.  mt_key_free() wipes
+ * any secret it holds in memory.
+ */
+#ifndef MT_KEYSTORE_H
+#define MT_KEYSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mt_crypto.h"
+#include "mt_err.h"
+
+enum mt_key_role {
+	MT_KEY_ROLE_SIGN = 1,   /* ldev, idev, command, CA keys: CKA_SIGN only */
+	MT_KEY_ROLE_DERIVE = 2, /* kx keys: CKA_DERIVE only (ECDH) */
+};
+
+struct mt_key;
+
+/* Open the existing private key named by `uri`.
+ * Errors: MT_ERR_KS_URI, MT_ERR_KS_MODULE, MT_ERR_KS_TOKEN, MT_ERR_KS_PIN,
+ * MT_ERR_KS_KEY_NOT_FOUND, MT_ERR_KS_PASSPHRASE, MT_ERR_KS_PERMISSION,
+ * MT_ERR_IO, MT_ERR_NOMEM. */
+MT_NODISCARD enum mt_err mt_key_open(const char *uri, struct mt_key **out);
+
+/* Generate a new key pair at `uri`: inside the token for pkcs11: (the URI's
+ * `object` becomes CKA_LABEL, its `id` CKA_ID, or a random 8-byte id), or
+ * as a new encrypted file for file: (refusing to overwrite).  Types:
+ * MT_KEY_P256 (sign or derive) and MT_KEY_ED25519 (sign) where the token
+ * supports it.  Errors: those of mt_key_open, MT_ERR_KS_EXISTS,
+ * MT_ERR_UNSUPPORTED, MT_ERR_KS_OPERATION. */
+MT_NODISCARD enum mt_err mt_key_generate(const char *uri, enum mt_key_type type,
+                                         enum mt_key_role role, struct mt_key **out);
+
+/* An in-memory key from its raw private value: the 32-byte scalar of P-256
+ * (leading zero bytes allowed up to 33 bytes) or the 32-byte Ed25519 seed. */
+MT_NODISCARD enum mt_err mt_key_import_raw(enum mt_key_type type, enum mt_key_role role,
+                                           const uint8_t *priv, size_t len,
+                                           struct mt_key **out);
+
+void mt_key_free(struct mt_key *k);
+
+enum mt_key_type mt_key_type(const struct mt_key *k);
+/* The public half, owned by `k` (valid until mt_key_free). */
+const struct mt_pubkey *mt_key_public(const struct mt_key *k);
+
+/* Sign `msg` in the COSE form: ES256 (SHA-256 computed outside the token,
+ * CKM_ECDSA inside, r ‖ s) or pure Ed25519 (CKM_EDDSA).  Writes MT_SIG_LEN
+ * bytes.  Errors: MT_ERR_KS_KEY_TYPE (a derive-only key),
+ * MT_ERR_KS_OPERATION (token failure: the caller must not fall back). */
+MT_NODISCARD enum mt_err mt_key_sign(struct mt_key *k, const uint8_t *msg, size_t len,
+                                     uint8_t sig[MT_SIG_LEN]);
+
+/* ECDH P-256 with `peer`: writes the 32-byte x-coordinate of the shared
+ * point (the IKM of protocol §4).  The caller wipes it after use.
+ * Errors: MT_ERR_KS_KEY_TYPE (not a P-256 derive key, or peer not P-256),
+ * MT_ERR_KS_OPERATION. */
+MT_NODISCARD enum mt_err mt_key_ecdh(struct mt_key *k, const struct mt_pubkey *peer,
+                                     uint8_t x[32]);
+
+#endif
