@@ -171,7 +171,19 @@ bool mt_cbor_next(struct mt_cbor_dec *d, struct mt_cbor_item *it)
 		return mt_cbor_fail(d, MT_ERR_CBOR_TRUNCATED);
 
 	struct head h = {0};
-	struct cbor_decoder_result r = cbor_stream_decode(p, avail, &strict_callbacks, &h);
+	struct cbor_decoder_result r;
+	if (major == 6 && ai < 24) {
+		/* libcbor 0.8 (Debian 12) refuses one-byte tag heads 6..20 in its
+		 * streaming decoder as "unassigned" — COSE's 16 and 18 among them —
+		 * so these heads, whose value is the initial byte itself, are
+		 * decoded here. */
+		h.kind = 7;
+		h.u = ai;
+		r.status = CBOR_DECODER_FINISHED;
+		r.read = 1;
+	} else {
+		r = cbor_stream_decode(p, avail, &strict_callbacks, &h);
+	}
 	if (r.status == CBOR_DECODER_NEDATA)
 		return mt_cbor_fail(d, MT_ERR_CBOR_TRUNCATED);
 	if (r.status != CBOR_DECODER_FINISHED || h.kind == 0 || h.kind == 14 ||
