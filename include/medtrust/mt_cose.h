@@ -56,7 +56,8 @@ struct mt_cose_hdr {
 
 struct mt_cose_sign1 {
 	bool tagged;
-	const uint8_t *prot; /* contents of the protected bstr (may be empty) */
+	const uint8_t *prot; /* contents of the protected bstr (may be empty; an
+	                        empty map h'a0' is reported as empty, RFC 9052 §3) */
 	size_t prot_len;
 	struct mt_cose_hdr ph, uh; /* protected and unprotected parameters */
 	const uint8_t *payload; /* NULL when detached (nil) */
