@@ -236,27 +236,31 @@ bool mt_cbor_next(struct mt_cbor_dec *d, struct mt_cbor_item *it)
 	return true;
 }
 
+/* `depth` = containers around this item; a container at depth 8 is the
+ * deepest allowed, the same rule as mt_cbor_validate(). */
 static bool skip_item(struct mt_cbor_dec *d, int depth)
 {
 	struct mt_cbor_item it;
-	if (depth > MT_CBOR_MAX_DEPTH)
-		return mt_cbor_fail(d, MT_ERR_CBOR_DEPTH);
 	if (!mt_cbor_next(d, &it))
 		return false;
-	uint64_t n = 0;
+	uint64_t n;
 	if (it.type == MT_CBOR_ARRAY)
 		n = it.u;
 	else if (it.type == MT_CBOR_MAP)
 		n = it.u * 2;
 	else if (it.type == MT_CBOR_TAG)
 		n = 1;
+	else
+		return true;
+	if (depth + 1 > MT_CBOR_MAX_DEPTH)
+		return mt_cbor_fail(d, MT_ERR_CBOR_DEPTH);
 	for (uint64_t i = 0; i < n; i++)
 		if (!skip_item(d, depth + 1))
 			return false;
 	return true;
 }
 
-bool mt_cbor_skip(struct mt_cbor_dec *d) { return skip_item(d, 1); }
+bool mt_cbor_skip(struct mt_cbor_dec *d) { return skip_item(d, 0); }
 
 static bool get_type(struct mt_cbor_dec *d, struct mt_cbor_item *it, enum mt_cbor_type t)
 {
