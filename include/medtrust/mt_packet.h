@@ -38,8 +38,10 @@
 
 #define MT_KEY_LEN 32
 #define MT_RECEIPT_MAX_RANGES 512
-/* Bytes a sealed packet adds to its message, at most. */
-#define MT_PACKET_OVERHEAD 128
+/* Bytes a sealed packet adds to a message of up to 65,535 bytes, at most:
+ * outer header 27 + ciphertext head 3 + tag 16 + Sign1 prefix 17 +
+ * payload head 3 + signature 66. */
+#define MT_PACKET_OVERHEAD 132
 
 enum mt_topic {
 	MT_TOPIC_NONE = 0, /* no transport (medtrust packet open): skip topic checks */

@@ -88,7 +88,8 @@ static enum mt_err enc_structure(const uint8_t *aad_prefix, size_t prefix_len,
 	uint8_t aad[sizeof(rcpt_prefix) + MT_DEVICE_ID_MAX];
 	if (dev_len > MT_DEVICE_ID_MAX)
 		return MT_ERR_ARG;
-	memcpy(aad, aad_prefix, prefix_len);
+	if (prefix_len > 0)
+		memcpy(aad, aad_prefix, prefix_len);
 	memcpy(aad + prefix_len, dev, dev_len);
 	return mt_cose_enc0_structure(outer_head + 3, 3, aad, prefix_len + dev_len, out, cap,
 	                              len);
@@ -100,6 +101,10 @@ static enum mt_err finish_packet(uint8_t *out, size_t ct_off, size_t ct_len, uin
                                  const uint8_t iv[MT_AEAD_IV_LEN], size_t *len)
 {
 	size_t ch = mt_cbor_head_len(ct_len);
+	/* Checked before writing: only packets within the limit are framed, and
+	 * their ciphertext head (≤ 3 bytes) fits the space reserved in front. */
+	if (OUTER_PREFIX + ch + ct_len > MT_PACKET_MAX || ct_off < ch + OUTER_PREFIX)
+		return MT_ERR_PKT_SIZE;
 	size_t start = ct_off - ch - OUTER_PREFIX;
 	uint8_t *p = out + start;
 	memcpy(p, outer_head, sizeof(outer_head));
@@ -113,8 +118,6 @@ static enum mt_err finish_packet(uint8_t *out, size_t ct_off, size_t ct_len, uin
 	if (e.err != MT_OK || e.len != ch)
 		return MT_ERR_INTERNAL;
 	size_t total = OUTER_PREFIX + ch + ct_len;
-	if (total > MT_PACKET_MAX)
-		return MT_ERR_PKT_SIZE;
 	memmove(out, p, total);
 	*len = total;
 	return MT_OK;

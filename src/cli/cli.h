@@ -1,0 +1,63 @@
+/*
+ * cli.h — what the files of the `medtrust` command-line tool share.
+ *
+ * The tool is a thin shell around libmedtrust (protocol §9): main.c
+ * dispatches on the first word, cmd_packet.c implements `packet seal` and
+ * `packet open`, cmd_key.c the `key` commands.  Nothing here is installed
+ * or used outside src/cli.
+ *
+ * Exit codes are part of the command-line contract (protocol §9, sysexits
+ * for 64 and 65) and are the same for every command:
+ *   0  success
+ *   1  key store, file or system failure ("error: <what>: <reason>")
+ *   2  the packet was refused ("refused: <stage>: <detail>")
+ *   64 usage error (unknown or missing option, bad number, bad device id)
+ *   65 invalid JSON input (syntax or schema: "invalid JSON: <reason>")
+ */
+#ifndef MT_CLI_H
+#define MT_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "medtrust/mt_err.h"
+
+#define MT_CLI_VERSION "0.1.0"
+
+#define MT_EXIT_OK 0
+#define MT_EXIT_ERROR 1
+#define MT_EXIT_REFUSED 2
+#define MT_EXIT_USAGE 64
+#define MT_EXIT_DATAERR 65
+
+/* `medtrust packet ...` and `medtrust key ...`; argv[0] is the command word. */
+int mt_cli_packet(int argc, char **argv);
+int mt_cli_key(int argc, char **argv);
+
+/* Parse a decimal uint32 exactly: digits only, no sign, no spaces, no
+ * overflow.  false on anything else. */
+bool mt_cli__parse_u32(const char *s, uint32_t *out);
+
+/* Print "medtrust <cmd>: <message>", the usage line and a pointer to
+ * --help on stderr; return MT_EXIT_USAGE. */
+__attribute__((format(printf, 3, 4))) int mt_cli__usage(const char *cmd, const char *usage,
+                                                         const char *fmt, ...);
+
+/* Print "error: <what>: <mt_err_str(e)>" on stderr; return MT_EXIT_ERROR. */
+int mt_cli__error(const char *what, enum mt_err e);
+
+/* Read all of `f` into a malloc'd buffer, at most `max` bytes.  *more is
+ * set when the stream holds more than `max` (then *len == max + 1 bytes
+ * were read and kept).  The buffer gets one extra NUL byte after *len.
+ * Errors: MT_ERR_IO, MT_ERR_NOMEM. */
+enum mt_err mt_cli__read_all(FILE *f, size_t max, uint8_t **buf, size_t *len, bool *more);
+
+/* Write `len` bytes to stdout and flush; MT_ERR_IO on failure. */
+enum mt_err mt_cli__write_stdout(const void *buf, size_t len);
+
+/* Lowercase hex of buf[0..len) into out (2 × len + 1 bytes). */
+void mt_cli__hex(const uint8_t *buf, size_t len, char *out);
+
+#endif
