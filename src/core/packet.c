@@ -494,10 +494,23 @@ enum mt_err mt_packet_open(struct mt_opener *o, const struct mt_open_params *p,
 		return refuse(r, MT_ERR_ARG, "invalid arguments", NULL);
 	enum mt_err e = open_checked(o, p, pkt, len, r);
 	r->err = e;
+	if (e != MT_OK && e != MT_ERR_PKT_IMPLAUSIBLE && e != MT_ERR_PKT_DUPLICATE) {
+		/* A refused packet yields nothing to act on: no message, no
+		 * observations, no inner object. */
+		memset(&r->msg, 0, sizeof(r->msg));
+		r->sign1 = NULL;
+		r->sign1_len = 0;
+	}
 	return e;
 }
 
 /* ---- receipts (§4a) ----------------------------------------------------- */
+
+/* Does range b start after range a with a gap (sorted, disjoint, merged)? */
+static bool range_follows(const uint64_t a[2], const uint64_t b[2])
+{
+	return b[0] > a[1] && b[0] - a[1] >= 2;
+}
 
 enum mt_err mt_receipt_seal(struct mt_aead *aead, const uint8_t receipt_key[MT_KEY_LEN],
                             uint32_t epoch, const uint8_t *iv, const struct mt_receipt *r,
@@ -508,7 +521,7 @@ enum mt_err mt_receipt_seal(struct mt_aead *aead, const uint8_t receipt_key[MT_K
 		return MT_ERR_ARG;
 	for (size_t i = 0; i < r->n_ranges; i++)
 		if (r->ranges[i][0] > r->ranges[i][1] ||
-		    (i > 0 && r->ranges[i][0] <= r->ranges[i - 1][1] + 1))
+		    (i > 0 && !range_follows(r->ranges[i - 1], r->ranges[i])))
 			return MT_ERR_ARG;
 	const size_t off = OUTER_PREFIX + 3;
 	struct mt_cbor_enc e;
@@ -576,7 +589,7 @@ enum mt_err mt_receipt_open(struct mt_aead *aead, const uint8_t receipt_key[MT_K
 		uint64_t two;
 		if (!mt_cbor_get_array(&d, &two) || two != 2 || !mt_cbor_get_uint(&d, &ranges[i][0]) ||
 		    !mt_cbor_get_uint(&d, &ranges[i][1]) || ranges[i][0] > ranges[i][1] ||
-		    (i > 0 && ranges[i][0] <= ranges[i - 1][1] + 1))
+		    (i > 0 && !range_follows(ranges[i - 1], ranges[i])))
 			return MT_ERR_PKT_MESSAGE;
 	}
 	if (!mt_cbor_get_uint(&d, &k3) || k3 != 3 || !mt_cbor_get_uint(&d, &r->ts) ||

@@ -1,0 +1,115 @@
+/*
+ * keystore_int.h — what the key store's front end (keystore.c) and its two
+ * backends (keystore_pkcs11.c, keystore_soft.c) share.  Never installed,
+ * never included outside src/core and the key store's own tests.
+ *
+ * The front end parses the key URI (protocol §9, RFC 7512 for pkcs11:,
+ * `file:PATH` for encrypted PKCS#8 files) into a `struct mt_keystore__uri`,
+ * picks the backend by scheme and enforces what does not depend on it: the
+ * key's role (a derive-only key never signs, a sign-only key never derives,
+ * threat I03) and the key and peer types.  A backend therefore only sees
+ * requests that are already allowed; it still answers for its own secrets:
+ * the software backend holds the private EVP_PKEY, the PKCS#11 backend only
+ * object handles into a token (the private value never enters our memory).
+ *
+ * Every `struct mt_key` carries its public half as a parsed mt_pubkey, built
+ * from the raw public bytes (SEC1 point or Ed25519 key) through
+ * mt_pubkey_from_raw(), so the public object never references private
+ * material, whichever backend made it.
+ */
+#ifndef MT_KEYSTORE_INT_H
+#define MT_KEYSTORE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "medtrust/mt_crypto.h"
+#include "medtrust/mt_err.h"
+#include "medtrust/mt_keystore.h"
+
+/* Bit set of enum mt_key_role values (1 and 2 are distinct bits). */
+#define MT_KEYSTORE__ROLE_SIGN ((unsigned)MT_KEY_ROLE_SIGN)
+#define MT_KEYSTORE__ROLE_DERIVE ((unsigned)MT_KEY_ROLE_DERIVE)
+
+/* Bounds on URI parts: a URI longer than this is refused (MT_ERR_KS_URI). */
+#define MT_KEYSTORE__URI_MAX 4096
+#define MT_KEYSTORE__ID_MAX 64   /* CKA_ID bytes */
+#define MT_KEYSTORE__PIN_MAX 256 /* PIN bytes, from pin-value or pin-source */
+
+struct mt_key;
+
+/* One backend: how a key of that kind signs, derives and dies.  sign and
+ * ecdh are called only after the front end checked role and types. */
+struct mt_keystore__backend {
+	const char *name;
+	enum mt_err (*sign)(struct mt_key *k, const uint8_t *msg, size_t len,
+	                    uint8_t sig[MT_SIG_LEN]);
+	enum mt_err (*ecdh)(struct mt_key *k, const struct mt_pubkey *peer, uint8_t x[32]);
+	/* Release the backend state (wiping secrets); not the key itself. */
+	void (*release)(struct mt_key *k);
+};
+
+struct mt_key {
+	const struct mt_keystore__backend *be;
+	enum mt_key_type type;
+	unsigned roles;        /* MT_KEYSTORE__ROLE_* allowed for this key */
+	struct mt_pubkey *pub; /* owned */
+	void *state;           /* owned by the backend */
+};
+
+/* A parsed key URI.  Strings are NUL-terminated heap copies (percent-decoded),
+ * NULL when absent.  `pin` is a secret: mt_keystore__uri_clear() wipes it. */
+struct mt_keystore__uri {
+	int scheme; /* MT_KEYSTORE__SCHEME_* */
+	/* pkcs11: path attributes */
+	char *token;
+	char *manufacturer;
+	char *serial;
+	char *model;
+	char *library_manufacturer;
+	char *library_description;
+	int has_library_version;
+	unsigned library_version_major;
+	unsigned library_version_minor;
+	char *object;
+	uint8_t id[MT_KEYSTORE__ID_MAX];
+	size_t id_len;
+	int has_id;
+	/* pkcs11: query (or, leniently, path) attributes */
+	char *pin; /* pin-value, secret */
+	size_t pin_len;
+	char *pin_source;
+	char *module_path;
+	/* file: */
+	char *path;
+};
+
+#define MT_KEYSTORE__SCHEME_PKCS11 1
+#define MT_KEYSTORE__SCHEME_FILE 2
+
+/* keystore.c */
+enum mt_err mt_keystore__uri_parse(const char *uri, struct mt_keystore__uri *out);
+void mt_keystore__uri_clear(struct mt_keystore__uri *u);
+/* A new, zeroed key bound to `be`; the backend then sets `pub` and `state`,
+ * both of which mt_key_free() releases (state through be->release). */
+enum mt_err mt_keystore__key_new(const struct mt_keystore__backend *be, enum mt_key_type type,
+                                 unsigned roles, struct mt_key **out);
+
+/* keystore_pkcs11.c */
+enum mt_err mt_keystore__p11_open(const struct mt_keystore__uri *u, struct mt_key **out);
+enum mt_err mt_keystore__p11_generate(const struct mt_keystore__uri *u, enum mt_key_type type,
+                                      enum mt_key_role role, struct mt_key **out);
+/* Finalise and unload every module loaded so far (they are reloaded on the
+ * next use).  Refused with MT_ERR_INTERNAL while any PKCS#11 key is open.
+ * Tests call it between tokens that live in different SOFTHSM2_CONF
+ * directories, since SoftHSM2 reads its configuration at C_Initialize. */
+enum mt_err mt_keystore__p11_reset(void);
+
+/* keystore_soft.c */
+enum mt_err mt_keystore__soft_import_raw(enum mt_key_type type, unsigned roles, const uint8_t *priv,
+                                         size_t len, struct mt_key **out);
+enum mt_err mt_keystore__file_open(const char *path, struct mt_key **out);
+enum mt_err mt_keystore__file_generate(const char *path, enum mt_key_type type,
+                                       enum mt_key_role role, struct mt_key **out);
+
+#endif
