@@ -145,7 +145,7 @@ ok "sealed"
 
 # ---------------------------------------------------------------------------
 heading "The hub opens it"
-say "Checks in protocol order: size, cbor, header, epoch, aead, inner, alg, kid, signature, message, replay, implausible."
+say "Checks in protocol order: size, cbor, header, epoch, aead, inner, alg, kid, signature, message, dev, replay, implausible (inactive needs the registry of the hub)."
 OPEN_ARGS=(--hub-kx "$HUB_KX" --ldev-pub "$D/ldev.pub.pem" --kx-pub "$D/kx.pub.pem"
 	--device "$DEV" --epoch "$EPOCH" --state "$D/window.bin")
 show "medtrust packet open --hub-kx 'pkcs11:token=hub;object=kx?...' --ldev-pub ldev.pub.pem --kx-pub kx.pub.pem --device $DEV --epoch $EPOCH --verbose --state window.bin < vitals.pkt"
