@@ -178,7 +178,7 @@ static void init_obs(void)
 	};
 	for (int i = 0; i < 6; i++) {
 		memset(&g_obs[i], 0, sizeof g_obs[i]);
-		g_obs[i].t = o[i].t;
+		mt_num_set_int(&g_obs[i].t, o[i].t);
 		g_obs[i].code = o[i].code;
 		g_obs[i].unit = o[i].unit;
 		if (o[i].f)

@@ -79,7 +79,7 @@ static struct mt_obs scalar(int64_t t, uint32_t code, uint32_t unit, double v, b
 {
 	struct mt_obs o;
 	memset(&o, 0, sizeof o);
-	o.t = t;
+	mt_num_set_int(&o.t, t);
 	o.code = code;
 	o.unit = unit;
 	if (is_float)
@@ -138,7 +138,7 @@ static size_t build_messages(struct msgset *s)
 	      "mt_waveform_encode");
 	memset(&g_wave[0], 0, sizeof g_wave[0]);
 	g_wave[0].waveform = true;
-	g_wave[0].t = -30;
+	mt_num_set_int(&g_wave[0].t, -30);
 	g_wave[0].code = 131330;
 	g_wave[0].unit = 266418;
 	g_wave[0].period_us = 2000;
@@ -184,7 +184,7 @@ static size_t build_messages(struct msgset *s)
 	s[n].m.st.fw_len = 5;
 	s[n].m.st.queue = 3;
 	s[n].m.st.uptime = 86400;
-	s[n].m.st.rssi = -67;
+	mt_num_set_int(&s[n].m.st.rssi, -67);
 	n++;
 
 	s[n].name = "ack";
@@ -289,6 +289,17 @@ static const struct {
         {"places-7", "a501656465762d31020003000401058185001a0002418218481a00040aa007"},
         {"float-not-shortest",
          "a501656465762d31020003000401058184001a00024182fa429000001a00040aa0"},
+        /* `int` fields over the whole CBOR range (valid), and t above 0 (not) */
+        {"t-neg-2-64",
+         "a501656465762d310200030004010581843bffffffffffffffff1a0002418218481a00040aa0"},
+        {"t-neg-2-63-minus-1",
+         "a501656465762d310200030004010581843b80000000000000001a0002418218481a00040aa0"},
+        {"t-2-64-minus-1",
+         "a501656465762d310200030004010581841bffffffffffffffff1a0002418218481a00040aa0"},
+        {"t-float", "a501656465762d31020003000401058184f9bc001a0002418218481a00040aa0"},
+        {"rssi-2-63", "a501656465762d3102000300040306a1051b8000000000000000"},
+        {"rssi-neg-2-64", "a501656465762d3102000300040306a1053bffffffffffffffff"},
+        {"rssi-float", "a501656465762d3102000300040306a105f9d380"},
         /* the vectors' messages */
         {"vector-message",
          "a501656465762d3102182a031b0000019ac8798b000401058384001a00024bb818611a00"
@@ -337,6 +348,43 @@ static const char *json_seeds[][2] = {
         {"array", "[]"},
         {"nul-inside", "{\"dev\": \"dev\\u0000-1\", \"ctr\": 1, \"ts\": 1, \"typ\": 3, \"st\": "
                        "{\"queue\": 0}}"},
+        /* integers over the whole CBOR range, −2^64 .. 2^64 − 1, and just outside */
+        {"u64-status", "{\"dev\": \"dev-1\", \"ctr\": 80, \"ts\": 1733222400000, \"typ\": 3, "
+                       "\"st\": {\"queue\": 18446744073709551615, \"uptime\": "
+                       "9223372036854775808, \"rssi\": -18446744073709551616}}"},
+        {"u64-ack", "{\"dev\": \"dev-1\", \"ctr\": 92, \"ts\": 1733222400000, \"typ\": 4, "
+                    "\"ack\": {\"ctr\": 18446744073709551615, \"result\": 9223372036854775808}}"},
+        {"u64-alert", "{\"dev\": \"dev-1\", \"ctr\": 94, \"ts\": 1, \"typ\": 2, \"obs\": "
+                      "[[-18446744073709551616, 150456, -18446744073709551616, 262688]], "
+                      "\"alrt\": {\"code\": 18446744073709551615, \"prio\": 3}}"},
+        {"u64-waveform", "{\"dev\": \"dev-1\", \"ctr\": 93, \"ts\": 1, \"typ\": 1, \"obs\": "
+                         "[[-9223372036854775809, 131330, 266418, 18446744073709551615, "
+                         "18446744073709551615, [1, 2]]]}"},
+        {"int-2-64", "{\"dev\": \"dev-1\", \"ctr\": 1, \"ts\": 1, \"typ\": 3, \"st\": "
+                     "{\"queue\": 18446744073709551616}}"},
+        {"int-neg-2-64-minus-1", "{\"dev\": \"dev-1\", \"ctr\": 1, \"ts\": 1, \"typ\": 3, "
+                                 "\"st\": {\"rssi\": -18446744073709551617}}"},
+        {"numbers", "{\"dev\": \"dev-1\", \"ctr\": 1, \"ts\": 1, \"typ\": 1, \"obs\": "
+                    "[[-0, 150456, -0, 262688], [0, 150456, 1E+2, 262688], [0, 150456, "
+                    "0.5e-3, 262688], [0, 150456, 5e-324, 262688], [0, 150456, 1e300, 262688]]}"},
+        {"float-overflow", "{\"dev\": \"dev-1\", \"ctr\": 1, \"ts\": 1, \"typ\": 1, \"obs\": "
+                           "[[0, 150456, 1e400, 262688]]}"},
+        {"leading-zero", "{\"dev\": \"dev-1\", \"ctr\": 01, \"ts\": 1, \"typ\": 3, \"st\": "
+                         "{\"queue\": 0}}"},
+        /* strings: every escape, surrogate pairs, lone surrogates, bad UTF-8 */
+        {"escapes", "{\"d\\u0065v\": \"dev-1\", \"ctr\": 1, \"ts\": 1, \"typ\": 2, \"alrt\": "
+                    "{\"code\": 1, \"prio\": 2, \"text\": \"\\\" \\\\ \\/ \\b\\f\\n\\r\\t "
+                    "\\u0000\\u001F\\u007f\\u00E9\\u20ac\\uD83D\\uDE00\\udbff\\udfff \xc3\xa9\"}}"},
+        {"lone-surrogate", "{\"dev\": \"dev-1\", \"ctr\": 1, \"ts\": 1, \"typ\": 2, \"alrt\": "
+                           "{\"code\": 1, \"prio\": 2, \"text\": \"\\ud83d\\u0041\"}}"},
+        {"bad-utf8", "{\"dev\": \"dev-1\", \"ctr\": 1, \"ts\": 1, \"typ\": 2, \"alrt\": "
+                     "{\"code\": 1, \"prio\": 2, \"text\": \"\xed\xa0\x80\"}}"},
+        {"dup-escaped-name", "{\"dev\": \"dev-1\", \"d\\u0065v\": \"dev-2\", \"ctr\": 1, "
+                             "\"ts\": 1, \"typ\": 3, \"st\": {\"queue\": 0}}"},
+        {"deep", "{\"dev\": \"dev-1\", \"ctr\": 1, \"ts\": 1, \"typ\": 1, \"obs\": "
+                 "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"},
+        {"trailing", "{\"dev\": \"dev-1\", \"ctr\": 1, \"ts\": 1, \"typ\": 3, \"st\": "
+                     "{\"queue\": 0}} {}"},
 };
 
 /* --- main ------------------------------------------------------------------ */

@@ -16,11 +16,12 @@
 #
 # Why each package: build-essential/cmake/pkg-config build; clang and
 # libclang-rt-14-dev (the libFuzzer runtime) for `make fuzz` and the clang
-# build; libcbor, libssl (OpenSSL 3), libjansson, libp11-kit the library's
-# dependencies; libcmocka the unit tests; p11-kit, softhsm2 and opensc the
-# reference PKCS#11 token and its tools; python3 with cbor2 and cryptography
-# the independent interop checks; binutils (readelf, objdump) and file the
-# hardening check.
+# build; libcbor, libssl (OpenSSL 3), libp11-kit the library's
+# dependencies; libcmocka the unit tests, and libjansson their JSON vector
+# files (the library reads JSON itself: src/core/json_read.c); p11-kit,
+# softhsm2 and opensc the reference PKCS#11 token and its tools; python3
+# with cbor2 and cryptography the independent interop checks; binutils
+# (readelf, objdump) and file the hardening check.
 set -euo pipefail
 
 PACKAGES=(

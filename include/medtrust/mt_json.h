@@ -18,15 +18,27 @@
  *
  * Numbers.  A JSON number written with '.', 'e' or 'E' is a float (a CBOR
  * float on the wire), any other is an integer: `97.0` and `97` are different
- * messages.  Input integers are limited to the int64 range (jansson's
- * json_int_t): every value the protocol lets a device send from JSON fits
- * (ctr < 2^63, ts < 2^53, codes uint32); a larger one is a syntax error.
- * Output prints integers exactly over the whole CBOR range, uint64 and
- * negative integers down to −2^64, and floats in the shortest of %.15g,
- * %.16g and %.17g that reads back as the same double, with ".0" appended
- * when that text would otherwise read as an integer (97.0 → `97.0`,
- * 1e300 → `1e+300`, −0.0 → `-0.0`).  Both directions assume the C locale's
- * decimal point (the CLI never calls setlocale).
+ * messages.  Integers are exact in both directions over the whole CBOR
+ * range, −2^64 to 2^64 − 1 (uint64 and negative integers down to −2^64), so
+ * `"queue": 18446744073709551615` or an observation t of
+ * -18446744073709551616 read and print as written; an integer outside that
+ * range is a schema error (no CBOR int holds it), and one inside it but
+ * outside its field's bound (ctr ≥ 2^63, a code above 2^32 − 1, ...) is
+ * refused like any other schema violation.  `-0` is the integer 0.  A float
+ * literal that overflows a double (1e400) is a syntax error.  Output prints
+ * floats in the shortest of %.15g, %.16g and %.17g that reads back as the
+ * same double, with ".0" appended when that text would otherwise read as an
+ * integer (97.0 → `97.0`, 1e300 → `1e+300`, −0.0 → `-0.0`).  Both
+ * directions assume the C locale's decimal point (the CLI never calls
+ * setlocale).
+ *
+ * The text is read by libmedtrust's own strict RFC 8259 reader
+ * (src/core/json_read.c, which says why jansson could not be used): at most
+ * MT_JSON_TEXT_MAX bytes, valid UTF-8 inside strings, every escape decoded,
+ * surrogate pairs joined and lone surrogates refused, "\u0000" allowed
+ * (every CBOR text string has a JSON form), nesting at most 32 deep, at
+ * most 2^20 values (a message that fits a packet has fewer than 70,000),
+ * nothing but whitespace after the object.
  *
  * Parsing is strict: duplicate names, unknown names at any level, values of
  * the wrong JSON type, a `dev`/`ctr`/`ts`/`typ` missing, an `ack` without
@@ -55,6 +67,8 @@
 #define MT_JSON_NUM_MAX 32
 /* Room for the reason a parse failure writes. */
 #define MT_JSON_WHY_MAX 192
+/* The longest JSON text mt_json_message_parse() reads (16 MiB). */
+#define MT_JSON_TEXT_MAX ((size_t)16 << 20)
 
 /* A message parsed from JSON together with the memory it points into. */
 struct mt_json_message {
@@ -67,9 +81,11 @@ struct mt_json_message {
  * nothing to free and `why` (may be NULL; `why_cap` bytes, MT_JSON_WHY_MAX
  * is enough) receives a reason such as `unknown name "foo" in "st"` or
  * `line 1, column 7: ...` for a syntax error.
- * Errors: MT_ERR_JSON_SYNTAX (not JSON, a duplicate name, an integer outside
- * int64), MT_ERR_JSON_SCHEMA (JSON, but not a valid message),
- * MT_ERR_NOMEM. */
+ * Errors: MT_ERR_JSON_SYNTAX (not RFC 8259 JSON, a duplicate name, a float
+ * literal that overflows a double, more than MT_JSON_TEXT_MAX bytes, nesting
+ * deeper than 32, more than 2^20 values), MT_ERR_JSON_SCHEMA (JSON, but not
+ * a valid message: an integer outside −2^64 .. 2^64 − 1 included),
+ * MT_ERR_NOMEM, MT_ERR_ARG (out NULL, text NULL with len > 0). */
 MT_NODISCARD enum mt_err mt_json_message_parse(const char *text, size_t len,
                                                struct mt_json_message *out,
                                                char *why, size_t why_cap);

@@ -39,22 +39,36 @@ enum mt_typ {
 	MT_TYP_ACK = 4,
 };
 
-/* A CBOR number as carried: an unsigned int, a negative int (-1 - u), or a
- * finite float.  Kept exact so that integers round-trip whatever their size. */
+/* A CBOR number as carried: an unsigned int (u), a negative int (−1 − u), or
+ * a finite float (f).  Kept exact so that integers round-trip whatever their
+ * size: the protocol's `int` and `uint` are CBOR major types 0 and 1, so an
+ * integer field holds anything from −2^64 to 2^64 − 1.  Fields the protocol
+ * types `int` (observation t, st.rssi) use this struct restricted to the two
+ * integer kinds; value and scale may be any kind. */
 enum mt_num_kind { MT_NUM_UINT, MT_NUM_NEGINT, MT_NUM_FLOAT };
 struct mt_num {
 	enum mt_num_kind kind;
-	uint64_t u;
-	double f;
+	uint64_t u; /* MT_NUM_UINT: the value; MT_NUM_NEGINT: −1 − value */
+	double f;   /* MT_NUM_FLOAT: the value */
 };
+/* The value as a double (integers beyond 2^53 rounded). */
 double mt_num_to_double(const struct mt_num *n);
-/* Set from a signed integer / double. */
+/* Is `n` an integer (MT_NUM_UINT or MT_NUM_NEGINT)? */
+bool mt_num_is_int(const struct mt_num *n);
+/* The integer value when it fits int64: true and *v set; false for a float
+ * or an integer outside int64 (*v untouched). */
+bool mt_num_get_int64(const struct mt_num *n, int64_t *v);
+/* Set from a signed integer, an unsigned integer, the CBOR argument of a
+ * negative integer (value −1 − u, so UINT64_MAX is −2^64), or a double. */
 void mt_num_set_int(struct mt_num *n, int64_t v);
+void mt_num_set_uint(struct mt_num *n, uint64_t v);
+void mt_num_set_negint(struct mt_num *n, uint64_t u);
 void mt_num_set_float(struct mt_num *n, double v);
 
 struct mt_obs {
 	bool waveform;
-	int64_t t;      /* ms offset from the message ts, ≤ 0 */
+	struct mt_num t; /* ms offset from the message ts, an integer ≤ 0:
+	                    MT_NUM_UINT 0 or any MT_NUM_NEGINT (down to −2^64) */
 	uint32_t code;  /* MDC code */
 	uint32_t unit;  /* MDC unit code */
 	/* scalar */
@@ -97,7 +111,7 @@ struct mt_message {
 		size_t fw_len;
 		uint64_t queue;
 		uint64_t uptime;
-		int64_t rssi;
+		struct mt_num rssi; /* dBm, any integer: MT_NUM_UINT or MT_NUM_NEGINT */
 	} st;
 	struct {
 		uint64_t ctr;

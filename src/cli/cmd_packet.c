@@ -52,7 +52,7 @@
 #include "medtrust/mt_packet.h"
 #include "medtrust/mt_replay.h"
 
-#define MT_CLI_JSON_MAX ((size_t)16 << 20)
+#define MT_CLI_JSON_MAX MT_JSON_TEXT_MAX /* 16 MiB */
 
 static const char seal_usage[] =
 	"medtrust packet seal --ldev URI --kx URI --hub-kx HUB_KX_PUB.pem --epoch N "
@@ -74,8 +74,8 @@ static const char open_usage[] =
 	"  observation: [t, code, value, unit] or [t, code, value, unit, places];\n"     \
 	"  waveform: [t, code, unit, period_us, scale, [int32 samples...]].\n"           \
 	"  A number written with '.', 'e' or 'E' is a float (97.0), any other an\n"      \
-	"  integer (97); input integers must fit in int64.  Unknown or duplicated\n"    \
-	"  names are refused.\n"
+	"  integer (97); integers are exact from -2^64 to 2^64-1.  Unknown or\n"       \
+	"  duplicated names are refused.\n"
 
 static const char packet_help[] =
 	"usage: medtrust packet seal [options] < message.json > packet\n"

@@ -1,43 +1,49 @@
 /*
  * json.c — the JSON form of an MTP/1 message (protocol §9; mt_json.h).
  *
- * JSON → message.  jansson parses the text (duplicate names refused,
- * "\u0000" allowed so that every CBOR text string has a JSON form); this
- * file then walks the tree by hand, refusing any name it does not know at
- * any level and any value of the wrong JSON type, and finally asks
- * mt_message_check() — the same check the encoder applies — whether the
- * result is a message.  jansson already classifies numbers exactly as §9
- * wants: a number written with '.', 'e' or 'E' is a json_real, any other a
- * json_integer (json_int_t, 64-bit signed: the documented input limit).
+ * JSON → message.  json_read.c reads the text into a tree (strict RFC 8259,
+ * duplicate names refused, "\u0000" allowed so that every CBOR text string
+ * has a JSON form, integers kept exact from −2^64 to 2^64 − 1); this file
+ * walks the tree by hand, refusing any name it does not know at any level
+ * and any value of the wrong JSON type, and finally asks mt_message_check()
+ * — the same check the encoder applies — whether the result is a message.
+ * The reader classifies numbers exactly as §9 wants: a number written with
+ * '.', 'e' or 'E' is a float, any other an integer, and an integer keeps its
+ * exact CBOR form (unsigned value, or −1 − value for a negative one), so
+ * every `uint` and `int` field of §5 takes its whole range.  An integer the
+ * reader could not hold (beyond 2^64 − 1 or below −2^64) is refused here,
+ * with the name of the field it was meant for.  jansson, the library this
+ * file used before, keeps integers in a long long and could not take
+ * `"queue": 18446744073709551615` (json_read.c has the measurements).
  *
  * Memory: a first pass over the tree sizes one block (observations, then
  * the three text fields, then waveform sample bytes at ≤ 5 bytes a sample,
  * the bound of mt_waveform_encode for int32 deltas); the second pass fills
  * it.  The arena allocator checks every take against the size, so a
  * disagreement between the passes is an MT_ERR_INTERNAL, never an overrun.
- * The jansson tree is freed before returning: the message owns nothing
- * else.  Errors latch: the first reason written wins.
+ * The tree is freed before returning: the message owns nothing else.
+ * Errors latch: the first reason written wins.
  *
- * Message → JSON is written here rather than with jansson's dumper because
- * the protocol needs what jansson cannot give: integers over the whole CBOR
- * range (uint64 and negative integers down to −2^64, not just int64), and
- * floats that read back as the same double *and* still look like floats
- * (97.0 stays `97.0`; jansson's "%.17g" would write `97` and turn the value
- * into an integer).  The shortest of %.15g/%.16g/%.17g that round-trips is
- * used, with ".0" appended when the text has no '.', 'e' or 'n'.  Output
- * grows in a heap buffer bounded at MT_JSON_OUT_MAX; a failure latches and
- * is reported once at the end.
+ * Message → JSON is written by hand as well, because the protocol needs
+ * integers over the whole CBOR range (uint64 and negative integers down to
+ * −2^64) and floats that read back as the same double *and* still look like
+ * floats (97.0 stays `97.0`; a plain "%.17g" would write `97` and turn the
+ * value into an integer).  The shortest of %.15g/%.16g/%.17g that
+ * round-trips is used, with ".0" appended when the text has no '.', 'e' or
+ * 'n'.  Output grows in a heap buffer bounded at MT_JSON_OUT_MAX; a failure
+ * latches and is reported once at the end.
  */
 #include "medtrust/mt_json.h"
 
 #include <inttypes.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "json_int.h"
 
 /* Bytes a waveform sample may take as a zigzag-LEB128 delta of int32s. */
 #define MT_JSON_SAMPLE_BYTES 5
@@ -88,24 +94,43 @@ static void *jp_take(struct mt_jp *p, size_t n)
 	return r;
 }
 
-static bool jp_uint(struct mt_jp *p, json_t *v, const char *where, uint64_t *out)
+/* The member `name` of `obj`, or NULL. */
+static const struct mt_jv *jp_get(const struct mt_jv *obj, const char *name)
 {
-	json_int_t i;
-
-	if (!json_is_integer(v)) {
-		jp_fail(p, MT_ERR_JSON_SCHEMA, "%s: expected an unsigned integer", where);
-		return false;
-	}
-	i = json_integer_value(v);
-	if (i < 0) {
-		jp_fail(p, MT_ERR_JSON_SCHEMA, "%s: must not be negative", where);
-		return false;
-	}
-	*out = (uint64_t)i;
-	return true;
+	return mt_json__get(obj, name, strlen(name));
 }
 
-static bool jp_uint32(struct mt_jp *p, json_t *v, const char *where, uint32_t *out)
+static bool jp_is(const struct mt_jv *v, enum mt_jv_type t)
+{
+	return v && v->type == t;
+}
+
+/* An integer the reader could not hold: say so with the field's name. */
+static void jp_bigint(struct mt_jp *p, const struct mt_jv *v, const char *where)
+{
+	jp_fail(p, MT_ERR_JSON_SCHEMA,
+	        "%s: integer %s (a CBOR int is -18446744073709551616 to "
+	        "18446744073709551615)",
+	        where, v->neg ? "too small" : "too large");
+}
+
+static bool jp_uint(struct mt_jp *p, const struct mt_jv *v, const char *where, uint64_t *out)
+{
+	if (jp_is(v, MT_JV_UINT)) {
+		*out = v->u;
+		return true;
+	}
+	if (jp_is(v, MT_JV_NEGINT) || (jp_is(v, MT_JV_BIGINT) && v->neg))
+		jp_fail(p, MT_ERR_JSON_SCHEMA, "%s: must not be negative", where);
+	else if (jp_is(v, MT_JV_BIGINT))
+		jp_fail(p, MT_ERR_JSON_SCHEMA, "%s: larger than 18446744073709551615", where);
+	else
+		jp_fail(p, MT_ERR_JSON_SCHEMA, "%s: expected an unsigned integer", where);
+	return false;
+}
+
+static bool jp_uint32(struct mt_jp *p, const struct mt_jv *v, const char *where,
+                      uint32_t *out)
 {
 	uint64_t u;
 
@@ -119,77 +144,94 @@ static bool jp_uint32(struct mt_jp *p, json_t *v, const char *where, uint32_t *o
 	return true;
 }
 
-static bool jp_int(struct mt_jp *p, json_t *v, const char *where, int64_t *out)
+/* An integer of either sign (the protocol's `int`), kept exact. */
+static bool jp_int(struct mt_jp *p, const struct mt_jv *v, const char *where,
+                   struct mt_num *out)
 {
-	if (!json_is_integer(v)) {
+	if (jp_is(v, MT_JV_UINT) || jp_is(v, MT_JV_NEGINT))
+		return mt_json__num(v, out);
+	if (jp_is(v, MT_JV_BIGINT))
+		jp_bigint(p, v, where);
+	else
 		jp_fail(p, MT_ERR_JSON_SCHEMA, "%s: expected an integer", where);
-		return false;
-	}
-	*out = (int64_t)json_integer_value(v);
-	return true;
+	return false;
 }
 
-static bool jp_num(struct mt_jp *p, json_t *v, const char *where, struct mt_num *out)
+static bool jp_num(struct mt_jp *p, const struct mt_jv *v, const char *where,
+                   struct mt_num *out)
 {
-	if (json_is_integer(v)) {
-		mt_num_set_int(out, (int64_t)json_integer_value(v));
+	/* the reader refuses overflowing float literals, so a float is finite */
+	if (mt_json__num(v, out))
 		return true;
-	}
-	if (json_is_real(v)) {
-		/* jansson refuses overflowing literals, so the value is finite */
-		mt_num_set_float(out, json_real_value(v));
-		return true;
-	}
-	jp_fail(p, MT_ERR_JSON_SCHEMA, "%s: expected a number", where);
+	if (jp_is(v, MT_JV_BIGINT))
+		jp_bigint(p, v, where);
+	else
+		jp_fail(p, MT_ERR_JSON_SCHEMA, "%s: expected a number", where);
 	return false;
 }
 
 /* Copy a JSON string into the arena (NUL-terminated for convenience). */
-static bool jp_text(struct mt_jp *p, json_t *v, const char *where, const char **out,
-                    size_t *len)
+static bool jp_text(struct mt_jp *p, const struct mt_jv *v, const char *where,
+                    const char **out, size_t *len)
 {
-	size_t n;
 	char *dst;
 
-	if (!json_is_string(v)) {
+	if (!jp_is(v, MT_JV_STRING)) {
 		jp_fail(p, MT_ERR_JSON_SCHEMA, "%s: expected a string", where);
 		return false;
 	}
-	n = json_string_length(v);
-	dst = jp_take(p, n + 1);
+	dst = jp_take(p, v->len + 1);
 	if (!dst)
 		return false;
-	memcpy(dst, json_string_value(v), n);
-	dst[n] = '\0';
+	memcpy(dst, v->s, v->len);
+	dst[v->len] = '\0';
 	*out = dst;
-	*len = n;
+	*len = v->len;
 	return true;
 }
 
-/* Refuse any name of `obj` that is not in the NULL-terminated `names`. */
-static bool jp_names(struct mt_jp *p, json_t *obj, const char *where,
+/* Show a name from the input in an error: at most 64 bytes, anything but
+ * printable ASCII as '?'. */
+static const char *jp_shown(const struct mt_jv *member, char buf[68])
+{
+	size_t n = member->name_len < 64 ? member->name_len : 64, i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)member->name[i];
+
+		buf[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Refuse any name of `obj` that is not in the NULL-terminated `names`
+ * (compared with the name's length: a name with a NUL inside is unknown). */
+static bool jp_names(struct mt_jp *p, const struct mt_jv *obj, const char *where,
                      const char *const *names)
 {
-	const char *key;
-	json_t *val;
+	const struct mt_jv *v;
 	size_t i;
 
-	json_object_foreach(obj, key, val) {
-		(void)val;
+	for (v = obj->first; v; v = v->next) {
 		for (i = 0; names[i]; i++)
-			if (strcmp(key, names[i]) == 0)
+			if (strlen(names[i]) == v->name_len &&
+			    memcmp(names[i], v->name, v->name_len) == 0)
 				break;
 		if (!names[i]) {
-			jp_fail(p, MT_ERR_JSON_SCHEMA, "unknown name \"%.64s\" in %s", key, where);
+			char shown[68];
+
+			jp_fail(p, MT_ERR_JSON_SCHEMA, "unknown name \"%s\" in %s",
+			        jp_shown(v, shown), where);
 			return false;
 		}
 	}
 	return true;
 }
 
-static bool jp_object(struct mt_jp *p, json_t *v, const char *where)
+static bool jp_object(struct mt_jp *p, const struct mt_jv *v, const char *where)
 {
-	if (!json_is_object(v)) {
+	if (!jp_is(v, MT_JV_OBJECT)) {
 		jp_fail(p, MT_ERR_JSON_SCHEMA, "%s: expected an object", where);
 		return false;
 	}
@@ -197,16 +239,36 @@ static bool jp_object(struct mt_jp *p, json_t *v, const char *where)
 }
 
 /* Is `v` a waveform observation: six elements, the last an array? */
-static bool jp_is_waveform(json_t *v)
+static bool jp_is_waveform(const struct mt_jv *v)
 {
-	return json_array_size(v) == 6 && json_is_array(json_array_get(v, 5));
+	return jp_is(v, MT_JV_ARRAY) && v->len == 6 && jp_is(mt_json__at(v, 5), MT_JV_ARRAY);
 }
 
-static bool jp_waveform(struct mt_jp *p, json_t *a, size_t idx, struct mt_obs *o)
+/* One sample: an integer in int32. */
+static bool jp_sample(struct mt_jp *p, const struct mt_jv *s, const char *where, size_t i,
+                      int32_t *out)
+{
+	if (jp_is(s, MT_JV_UINT) && s->u <= (uint64_t)INT32_MAX) {
+		*out = (int32_t)s->u;
+		return true;
+	}
+	if (jp_is(s, MT_JV_NEGINT) && s->u <= (uint64_t)INT32_MAX) {
+		*out = (int32_t)(-1 - (int64_t)s->u);
+		return true;
+	}
+	if (jp_is(s, MT_JV_UINT) || jp_is(s, MT_JV_NEGINT) || jp_is(s, MT_JV_BIGINT))
+		jp_fail(p, MT_ERR_JSON_SCHEMA, "%s[%zu]: outside int32", where, i);
+	else
+		jp_fail(p, MT_ERR_JSON_SCHEMA, "%s[%zu]: expected an integer", where, i);
+	return false;
+}
+
+static bool jp_waveform(struct mt_jp *p, const struct mt_jv *samples, size_t idx,
+                        struct mt_obs *o)
 {
 	char where[64];
-	json_t *samples = json_array_get(a, 5);
-	size_t n = json_array_size(samples);
+	const struct mt_jv *s;
+	size_t n = samples->len;
 	size_t i, len = 0;
 	int32_t *tmp;
 	uint8_t *dst;
@@ -222,21 +284,9 @@ static bool jp_waveform(struct mt_jp *p, json_t *a, size_t idx, struct mt_obs *o
 		jp_fail(p, MT_ERR_NOMEM, "out of memory");
 		return false;
 	}
-	for (i = 0; i < n; i++) {
-		json_t *s = json_array_get(samples, i);
-		json_int_t v;
-
-		if (!json_is_integer(s)) {
-			jp_fail(p, MT_ERR_JSON_SCHEMA, "%s[%zu]: expected an integer", where, i);
+	for (i = 0, s = samples->first; i < n && s; i++, s = s->next)
+		if (!jp_sample(p, s, where, i, &tmp[i]))
 			goto out;
-		}
-		v = json_integer_value(s);
-		if (v < INT32_MIN || v > INT32_MAX) {
-			jp_fail(p, MT_ERR_JSON_SCHEMA, "%s[%zu]: outside int32", where, i);
-			goto out;
-		}
-		tmp[i] = (int32_t)v;
-	}
 	dst = jp_take(p, n * MT_JSON_SAMPLE_BYTES);
 	if (!dst)
 		goto out;
@@ -253,37 +303,35 @@ out:
 	return p->err == MT_OK;
 }
 
-static bool jp_obs(struct mt_jp *p, json_t *a, size_t idx, struct mt_obs *o)
+static bool jp_obs(struct mt_jp *p, const struct mt_jv *a, size_t idx, struct mt_obs *o)
 {
 	char where[48];
-	size_t n = json_array_size(a);
+	const struct mt_jv *v;
 	size_t k;
 
-	if (!json_is_array(a) || n < 4 || n > 6) {
+	if (!jp_is(a, MT_JV_ARRAY) || a->len < 4 || a->len > 6) {
 		jp_fail(p, MT_ERR_JSON_SCHEMA,
 		        "obs[%zu]: expected [t, code, value, unit(, places)] or "
 		        "[t, code, unit, period_us, scale, [samples]]",
 		        idx);
 		return false;
 	}
-	if (n == 6 && !jp_is_waveform(a)) {
+	if (a->len == 6 && !jp_is_waveform(a)) {
 		jp_fail(p, MT_ERR_JSON_SCHEMA, "obs[%zu][5]: a waveform's samples must be an array",
 		        idx);
 		return false;
 	}
-	for (k = 0; k < n; k++) {
-		json_t *v = json_array_get(a, k);
-
+	o->waveform = a->len == 6;
+	for (k = 0, v = a->first; v; k++, v = v->next) {
 		snprintf(where, sizeof where, "obs[%zu][%zu]", idx, k);
-		if (n == 6) {
-			o->waveform = true;
+		if (o->waveform) {
 			switch (k) {
 			case 0: jp_int(p, v, where, &o->t); break;
 			case 1: jp_uint32(p, v, where, &o->code); break;
 			case 2: jp_uint32(p, v, where, &o->unit); break;
 			case 3: jp_uint(p, v, where, &o->period_us); break;
 			case 4: jp_num(p, v, where, &o->scale); break;
-			default: jp_waveform(p, a, idx, o); break;
+			default: jp_waveform(p, v, idx, o); break;
 			}
 		} else {
 			uint64_t places;
@@ -310,35 +358,35 @@ static bool jp_obs(struct mt_jp *p, json_t *a, size_t idx, struct mt_obs *o)
 	return true;
 }
 
-static void jp_status(struct mt_jp *p, json_t *st, struct mt_message *m)
+static void jp_status(struct mt_jp *p, const struct mt_jv *st, struct mt_message *m)
 {
 	static const char *const names[] = {"battery", "fw", "queue", "uptime", "rssi", NULL};
-	json_t *v;
+	const struct mt_jv *v;
 
 	if (!jp_object(p, st, "\"st\"") || !jp_names(p, st, "\"st\"", names))
 		return;
 	m->has |= MT_MSG_ST;
-	if ((v = json_object_get(st, "battery")) && jp_uint(p, v, "st.battery", &m->st.battery))
+	if ((v = jp_get(st, "battery")) && jp_uint(p, v, "st.battery", &m->st.battery))
 		m->st.has |= MT_ST_BATTERY;
-	if ((v = json_object_get(st, "fw")) && jp_text(p, v, "st.fw", &m->st.fw, &m->st.fw_len))
+	if ((v = jp_get(st, "fw")) && jp_text(p, v, "st.fw", &m->st.fw, &m->st.fw_len))
 		m->st.has |= MT_ST_FW;
-	if ((v = json_object_get(st, "queue")) && jp_uint(p, v, "st.queue", &m->st.queue))
+	if ((v = jp_get(st, "queue")) && jp_uint(p, v, "st.queue", &m->st.queue))
 		m->st.has |= MT_ST_QUEUE;
-	if ((v = json_object_get(st, "uptime")) && jp_uint(p, v, "st.uptime", &m->st.uptime))
+	if ((v = jp_get(st, "uptime")) && jp_uint(p, v, "st.uptime", &m->st.uptime))
 		m->st.has |= MT_ST_UPTIME;
-	if ((v = json_object_get(st, "rssi")) && jp_int(p, v, "st.rssi", &m->st.rssi))
+	if ((v = jp_get(st, "rssi")) && jp_int(p, v, "st.rssi", &m->st.rssi))
 		m->st.has |= MT_ST_RSSI;
 }
 
-static void jp_ack(struct mt_jp *p, json_t *ack, struct mt_message *m)
+static void jp_ack(struct mt_jp *p, const struct mt_jv *ack, struct mt_message *m)
 {
 	static const char *const names[] = {"ctr", "result", "detail", NULL};
-	json_t *c, *r, *d;
+	const struct mt_jv *c, *r, *d;
 
 	if (!jp_object(p, ack, "\"ack\"") || !jp_names(p, ack, "\"ack\"", names))
 		return;
-	c = json_object_get(ack, "ctr");
-	r = json_object_get(ack, "result");
+	c = jp_get(ack, "ctr");
+	r = jp_get(ack, "result");
 	if (!c || !r) {
 		jp_fail(p, MT_ERR_JSON_SCHEMA, "\"ack\" needs \"ctr\" and \"result\"");
 		return;
@@ -346,19 +394,19 @@ static void jp_ack(struct mt_jp *p, json_t *ack, struct mt_message *m)
 	m->has |= MT_MSG_ACK;
 	jp_uint(p, c, "ack.ctr", &m->ack.ctr);
 	jp_uint(p, r, "ack.result", &m->ack.result);
-	if ((d = json_object_get(ack, "detail")))
+	if ((d = jp_get(ack, "detail")))
 		jp_text(p, d, "ack.detail", &m->ack.detail, &m->ack.detail_len);
 }
 
-static void jp_alert(struct mt_jp *p, json_t *al, struct mt_message *m)
+static void jp_alert(struct mt_jp *p, const struct mt_jv *al, struct mt_message *m)
 {
 	static const char *const names[] = {"code", "prio", "text", NULL};
-	json_t *c, *r, *t;
+	const struct mt_jv *c, *r, *t;
 
 	if (!jp_object(p, al, "\"alrt\"") || !jp_names(p, al, "\"alrt\"", names))
 		return;
-	c = json_object_get(al, "code");
-	r = json_object_get(al, "prio");
+	c = jp_get(al, "code");
+	r = jp_get(al, "prio");
 	if (!c || !r) {
 		jp_fail(p, MT_ERR_JSON_SCHEMA, "\"alrt\" needs \"code\" and \"prio\"");
 		return;
@@ -366,32 +414,29 @@ static void jp_alert(struct mt_jp *p, json_t *al, struct mt_message *m)
 	m->has |= MT_MSG_ALRT;
 	jp_uint(p, c, "alrt.code", &m->alrt.code);
 	jp_uint(p, r, "alrt.prio", &m->alrt.prio);
-	if ((t = json_object_get(al, "text")))
+	if ((t = jp_get(al, "text")))
 		jp_text(p, t, "alrt.text", &m->alrt.text, &m->alrt.text_len);
 }
 
 /* First pass: the bytes the arena needs for `root` (an object).  Refuses
  * what would make the sizes unbounded before anything is allocated. */
-static size_t jp_size(struct mt_jp *p, json_t *root)
+static size_t jp_size(struct mt_jp *p, const struct mt_jv *root)
 {
 	static const char *const texts[][2] = {
 		{"st", "fw"}, {"ack", "detail"}, {"alrt", "text"}};
-	json_t *obs = json_object_get(root, "obs");
-	size_t total = 0, i, n;
+	const struct mt_jv *obs = jp_get(root, "obs"), *o;
+	size_t total = 0, i;
 
-	if (json_is_array(obs)) {
-		n = json_array_size(obs);
-		if (n > MT_OBS_MAX) {
+	if (jp_is(obs, MT_JV_ARRAY)) {
+		if (obs->len > MT_OBS_MAX) {
 			jp_fail(p, MT_ERR_JSON_SCHEMA, "\"obs\": more than %d observations",
 			        MT_OBS_MAX);
 			return 0;
 		}
-		total += n * sizeof(struct mt_obs);
-		for (i = 0; i < n; i++) {
-			json_t *o = json_array_get(obs, i);
-
+		total += obs->len * sizeof(struct mt_obs);
+		for (i = 0, o = obs->first; o; i++, o = o->next) {
 			if (jp_is_waveform(o)) {
-				size_t ns = json_array_size(json_array_get(o, 5));
+				size_t ns = mt_json__at(o, 5)->len;
 
 				if (ns > MT_WAVE_MAX_SAMPLES) {
 					jp_fail(p, MT_ERR_JSON_SCHEMA,
@@ -403,65 +448,62 @@ static size_t jp_size(struct mt_jp *p, json_t *root)
 		}
 	}
 	for (i = 0; i < sizeof texts / sizeof texts[0]; i++) {
-		json_t *t = json_object_get(json_object_get(root, texts[i][0]), texts[i][1]);
+		const struct mt_jv *t = jp_get(jp_get(root, texts[i][0]), texts[i][1]);
 
-		if (json_is_string(t))
-			total += json_string_length(t) + 1;
+		if (jp_is(t, MT_JV_STRING))
+			total += t->len + 1;
 	}
 	return total;
 }
 
-static void jp_message(struct mt_jp *p, json_t *root, struct mt_message *m)
+static void jp_message(struct mt_jp *p, const struct mt_jv *root, struct mt_message *m)
 {
 	static const char *const names[] = {"dev", "ctr", "ts",  "typ", "obs",
 	                                    "st",  "ack", "alrt", NULL};
 	static const char *const required[] = {"dev", "ctr", "ts", "typ"};
-	json_t *v;
+	const struct mt_jv *v, *o;
 	size_t i;
 
 	if (!jp_names(p, root, "the message", names))
 		return;
 	for (i = 0; i < sizeof required / sizeof required[0]; i++) {
-		if (!json_object_get(root, required[i])) {
+		if (!jp_get(root, required[i])) {
 			jp_fail(p, MT_ERR_JSON_SCHEMA, "missing \"%s\"", required[i]);
 			return;
 		}
 	}
-	v = json_object_get(root, "dev");
-	if (!json_is_string(v)) {
+	v = jp_get(root, "dev");
+	if (!jp_is(v, MT_JV_STRING)) {
 		jp_fail(p, MT_ERR_JSON_SCHEMA, "dev: expected a string");
 		return;
 	}
-	if (json_string_length(v) > MT_DEVICE_ID_MAX) {
+	if (v->len > MT_DEVICE_ID_MAX) {
 		jp_fail(p, MT_ERR_JSON_SCHEMA, "dev: longer than %d bytes", MT_DEVICE_ID_MAX);
 		return;
 	}
-	m->dev_len = json_string_length(v);
-	memcpy(m->dev, json_string_value(v), m->dev_len);
+	m->dev_len = v->len;
+	memcpy(m->dev, v->s, m->dev_len);
 	m->dev[m->dev_len] = '\0';
-	jp_uint(p, json_object_get(root, "ctr"), "ctr", &m->ctr);
-	jp_uint(p, json_object_get(root, "ts"), "ts", &m->ts);
-	jp_uint(p, json_object_get(root, "typ"), "typ", &m->typ);
+	jp_uint(p, jp_get(root, "ctr"), "ctr", &m->ctr);
+	jp_uint(p, jp_get(root, "ts"), "ts", &m->ts);
+	jp_uint(p, jp_get(root, "typ"), "typ", &m->typ);
 
-	if ((v = json_object_get(root, "obs"))) {
-		size_t n;
-
-		if (!json_is_array(v)) {
+	if (p->err == MT_OK && (v = jp_get(root, "obs"))) {
+		if (!jp_is(v, MT_JV_ARRAY)) {
 			jp_fail(p, MT_ERR_JSON_SCHEMA, "obs: expected an array");
 			return;
 		}
-		n = json_array_size(v);
 		m->has |= MT_MSG_OBS;
-		m->n_obs = n;
-		m->obs = n ? jp_take(p, n * sizeof(struct mt_obs)) : NULL;
-		for (i = 0; i < n && p->err == MT_OK; i++)
-			jp_obs(p, json_array_get(v, i), i, &m->obs[i]);
+		m->n_obs = v->len;
+		m->obs = v->len ? jp_take(p, v->len * sizeof(struct mt_obs)) : NULL;
+		for (i = 0, o = v->first; o && p->err == MT_OK; i++, o = o->next)
+			jp_obs(p, o, i, &m->obs[i]);
 	}
-	if (p->err == MT_OK && (v = json_object_get(root, "st")))
+	if (p->err == MT_OK && (v = jp_get(root, "st")))
 		jp_status(p, v, m);
-	if (p->err == MT_OK && (v = json_object_get(root, "ack")))
+	if (p->err == MT_OK && (v = jp_get(root, "ack")))
 		jp_ack(p, v, m);
-	if (p->err == MT_OK && (v = json_object_get(root, "alrt")))
+	if (p->err == MT_OK && (v = jp_get(root, "alrt")))
 		jp_alert(p, v, m);
 }
 
@@ -469,10 +511,10 @@ enum mt_err mt_json_message_parse(const char *text, size_t len, struct mt_json_m
                                   char *why, size_t why_cap)
 {
 	struct mt_jp p;
-	json_error_t jerr;
-	json_t *root;
+	struct mt_jdoc doc;
 	size_t size;
 	const char *reason = NULL;
+	enum mt_err e;
 
 	if (why && why_cap)
 		why[0] = '\0';
@@ -485,17 +527,14 @@ enum mt_err mt_json_message_parse(const char *text, size_t len, struct mt_json_m
 	p.why = why;
 	p.why_cap = why_cap;
 
-	root = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-	if (!root) {
-		jp_fail(&p, MT_ERR_JSON_SYNTAX, "line %d, column %d: %s", jerr.line, jerr.column,
-		        jerr.text);
-		return p.err;
-	}
-	if (!json_is_object(root)) {
+	e = mt_json__read(text, len, &doc, why, why_cap);
+	if (e != MT_OK)
+		return e;
+	if (!jp_is(doc.root, MT_JV_OBJECT)) {
 		jp_fail(&p, MT_ERR_JSON_SCHEMA, "a message is a JSON object");
 		goto fail;
 	}
-	size = jp_size(&p, root);
+	size = jp_size(&p, doc.root);
 	if (p.err != MT_OK)
 		goto fail;
 	p.cap = size;
@@ -504,18 +543,18 @@ enum mt_err mt_json_message_parse(const char *text, size_t len, struct mt_json_m
 		jp_fail(&p, MT_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	jp_message(&p, root, &out->msg);
+	jp_message(&p, doc.root, &out->msg);
 	if (p.err != MT_OK)
 		goto fail;
 	if (mt_message_check(&out->msg, &reason) != MT_OK) {
 		jp_fail(&p, MT_ERR_JSON_SCHEMA, "%s", reason ? reason : "not an MTP/1 message");
 		goto fail;
 	}
-	json_decref(root);
+	mt_json__free(&doc);
 	out->block = p.base;
 	return MT_OK;
 fail:
-	json_decref(root);
+	mt_json__free(&doc);
 	free(p.base);
 	memset(out, 0, sizeof *out);
 	return p.err;
@@ -663,40 +702,6 @@ static void jb_i64(struct mt_jb *b, int64_t v)
 	jb_num(b, &n);
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 when invalid
- * (overlong forms, surrogates and code points above U+10FFFF refused). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t len, i;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 /* A JSON string: '"' and '\' escaped, control characters as \u00XX. */
 static void jb_str(struct mt_jb *b, const char *s, size_t n)
 {
@@ -706,7 +711,7 @@ static void jb_str(struct mt_jb *b, const char *s, size_t n)
 
 	jb_put(b, "\"", 1);
 	while (i < n && b->err == MT_OK) {
-		size_t k = utf8_seq(u + i, n - i);
+		size_t k = mt_json__utf8_seq(u + i, n - i);
 
 		if (k == 0) {
 			b->err = MT_ERR_ARG;
@@ -776,7 +781,7 @@ static void jb_waveform_samples(struct mt_jb *b, const struct mt_obs *o)
 static void jb_obs(struct mt_jb *b, const struct mt_obs *o)
 {
 	jb_put(b, "[", 1);
-	jb_i64(b, o->t);
+	jb_num(b, &o->t);
 	jb_put(b, ", ", 2);
 	jb_u64(b, o->code);
 	jb_put(b, ", ", 2);
@@ -859,7 +864,7 @@ enum mt_err mt_json_message_format(const struct mt_message *m, char **out, size_
 		}
 		if (m->st.has & MT_ST_RSSI) {
 			jb_key(&b, "rssi", first);
-			jb_i64(&b, m->st.rssi);
+			jb_num(&b, &m->st.rssi);
 		}
 		jb_put(&b, "}", 1);
 	}

@@ -14,6 +14,14 @@
  * proved keys unique and ascending, the walk only has to recognise them.
  * Nothing is allocated: strings and sample bytes stay in the input buffer.
  *
+ * Integers are kept whole.  §5 types `t` and `rssi` as `int` and most
+ * counts and codes as `uint` without a bound, which in CBOR means major type
+ * 0 or 1: anything from −2^64 to 2^64 − 1.  Unbounded `uint` fields are
+ * uint64_t; `int` fields and numbers that may also be floats are struct
+ * mt_num, so that a valid message from another implementation with t =
+ * −2^64 or rssi = 2^63 is accepted and re-encoded byte for byte rather than
+ * refused for not fitting an int64_t.
+ *
  * Plausibility (stage 14) is kept apart from the schema (stage 10): a
  * well-formed heart rate of 10,000 is signed data from a real device and
  * still marks its counter seen, while a malformed message is not the
@@ -57,16 +65,44 @@ double mt_num_to_double(const struct mt_num *n)
 	}
 }
 
+bool mt_num_is_int(const struct mt_num *n)
+{
+	return n->kind == MT_NUM_UINT || n->kind == MT_NUM_NEGINT;
+}
+
+bool mt_num_get_int64(const struct mt_num *n, int64_t *v)
+{
+	if (n->kind == MT_NUM_UINT && n->u <= (uint64_t)INT64_MAX) {
+		*v = (int64_t)n->u;
+		return true;
+	}
+	if (n->kind == MT_NUM_NEGINT && n->u <= (uint64_t)INT64_MAX) {
+		*v = -1 - (int64_t)n->u;
+		return true;
+	}
+	return false;
+}
+
 void mt_num_set_int(struct mt_num *n, int64_t v)
 {
+	if (v >= 0)
+		mt_num_set_uint(n, (uint64_t)v);
+	else
+		mt_num_set_negint(n, (uint64_t)(-(v + 1)));
+}
+
+void mt_num_set_uint(struct mt_num *n, uint64_t v)
+{
+	n->kind = MT_NUM_UINT;
+	n->u = v;
 	n->f = 0;
-	if (v >= 0) {
-		n->kind = MT_NUM_UINT;
-		n->u = (uint64_t)v;
-	} else {
-		n->kind = MT_NUM_NEGINT;
-		n->u = (uint64_t)(-(v + 1));
-	}
+}
+
+void mt_num_set_negint(struct mt_num *n, uint64_t u)
+{
+	n->kind = MT_NUM_NEGINT;
+	n->u = u;
+	n->f = 0;
 }
 
 void mt_num_set_float(struct mt_num *n, double v)
@@ -167,9 +203,10 @@ enum mt_err mt_waveform_decode(const uint8_t *in, size_t len, int32_t *out, size
 
 /* ---- schema ------------------------------------------------------------- */
 
+/* A known kind, and finite when a float. */
 static bool num_finite(const struct mt_num *v)
 {
-	return v->kind != MT_NUM_FLOAT || isfinite(v->f);
+	return mt_num_is_int(v) || (v->kind == MT_NUM_FLOAT && isfinite(v->f));
 }
 
 static bool num_zero(const struct mt_num *v)
@@ -178,9 +215,17 @@ static bool num_zero(const struct mt_num *v)
 	       (v->kind == MT_NUM_FLOAT && v->f == 0.0);
 }
 
+/* An observation's t: an integer ≤ 0, that is 0 or any negative integer. */
+static bool t_ok(const struct mt_num *t)
+{
+	return (t->kind == MT_NUM_UINT && t->u == 0) || t->kind == MT_NUM_NEGINT;
+}
+
 static enum mt_err check_obs(const struct mt_obs *o, const char **why)
 {
-	if (o->t > 0)
+	if (!mt_num_is_int(&o->t))
+		return bad(why, "observation time offset is not an integer");
+	if (!t_ok(&o->t))
 		return bad(why, "observation time offset is positive");
 	if (o->waveform) {
 		size_t n;
@@ -251,6 +296,8 @@ enum mt_err mt_message_check(const struct mt_message *m, const char **why)
 			return bad(why, "battery above 100");
 		if ((m->st.has & MT_ST_FW) && (m->st.fw == NULL || !text_ok(m->st.fw, m->st.fw_len)))
 			return bad(why, "firmware text malformed or over 256 bytes");
+		if ((m->st.has & MT_ST_RSSI) && !mt_num_is_int(&m->st.rssi))
+			return bad(why, "rssi is not an integer");
 	}
 	if ((m->has & MT_MSG_ACK) && m->ack.detail &&
 	    !text_ok(m->ack.detail, m->ack.detail_len))
@@ -279,7 +326,7 @@ static void put_obs(struct mt_cbor_enc *e, const struct mt_obs *o)
 {
 	if (o->waveform) {
 		mt_cbor_put_array(e, 6);
-		mt_cbor_put_int(e, o->t);
+		put_num(e, &o->t);
 		mt_cbor_put_uint(e, o->code);
 		mt_cbor_put_uint(e, o->unit);
 		mt_cbor_put_uint(e, o->period_us);
@@ -288,7 +335,7 @@ static void put_obs(struct mt_cbor_enc *e, const struct mt_obs *o)
 		return;
 	}
 	mt_cbor_put_array(e, o->has_places ? 5 : 4);
-	mt_cbor_put_int(e, o->t);
+	put_num(e, &o->t);
 	mt_cbor_put_uint(e, o->code);
 	put_num(e, &o->value);
 	mt_cbor_put_uint(e, o->unit);
@@ -348,7 +395,7 @@ enum mt_err mt_message_encode(const struct mt_message *m, uint8_t *out, size_t c
 		}
 		if (m->st.has & MT_ST_RSSI) {
 			mt_cbor_put_uint(&e, 5);
-			mt_cbor_put_int(&e, m->st.rssi);
+			put_num(&e, &m->st.rssi);
 		}
 	}
 	if (m->has & MT_MSG_ACK) {
@@ -393,6 +440,19 @@ static bool get_num(struct mt_cbor_dec *d, struct mt_num *v)
 	}
 }
 
+/* A CBOR integer of either sign, kept exact (the protocol's `int`). */
+static bool get_int(struct mt_cbor_dec *d, struct mt_num *v)
+{
+	struct mt_cbor_item it;
+	if (!mt_cbor_next(d, &it))
+		return false;
+	switch (it.type) {
+	case MT_CBOR_UINT: mt_num_set_uint(v, it.u); return true;
+	case MT_CBOR_NEGINT: mt_num_set_negint(v, it.u); return true;
+	default: return mt_cbor_fail(d, MT_ERR_CBOR_TYPE);
+	}
+}
+
 static bool get_u32(struct mt_cbor_dec *d, uint32_t *v)
 {
 	uint64_t u;
@@ -412,7 +472,7 @@ static enum mt_err dec_obs(struct mt_cbor_dec *d, struct mt_obs *o, const char *
 		return bad(why, "observation is not an array");
 	if (n != 4 && n != 5 && n != 6)
 		return bad(why, "observation array of the wrong length");
-	if (!mt_cbor_get_int64(d, &o->t) || !get_u32(d, &o->code))
+	if (!get_int(d, &o->t) || !get_u32(d, &o->code))
 		return bad(why, "observation time or code malformed");
 	if (n == 6) {
 		uint64_t sn;
@@ -453,7 +513,7 @@ static enum mt_err dec_st(struct mt_cbor_dec *d, struct mt_message *m, const cha
 		case 2: ok = mt_cbor_get_tstr(d, &m->st.fw, &m->st.fw_len); m->st.has |= MT_ST_FW; break;
 		case 3: ok = mt_cbor_get_uint(d, &m->st.queue); m->st.has |= MT_ST_QUEUE; break;
 		case 4: ok = mt_cbor_get_uint(d, &m->st.uptime); m->st.has |= MT_ST_UPTIME; break;
-		case 5: ok = mt_cbor_get_int64(d, &m->st.rssi); m->st.has |= MT_ST_RSSI; break;
+		case 5: ok = get_int(d, &m->st.rssi); m->st.has |= MT_ST_RSSI; break;
 		default: return bad(why, "status key unknown");
 		}
 		if (!ok)

@@ -290,6 +290,24 @@ class TestFidelity(Base):
                                [2 ** 31 - 1, -(2 ** 31), 0, 2 ** 31 - 1]]])
         self.assertRoundTrip(msg)
 
+    def test_cbor_int_range(self):
+        """§5 `uint`/`int` without a bound: seal takes −2^64 .. 2^64 − 1."""
+        for msg in [
+                {"dev": "dev-1", "ctr": 1, "ts": TS, "typ": 3,
+                 "st": {"queue": 2 ** 64 - 1, "uptime": 2 ** 63,
+                        "rssi": -(2 ** 64)}},
+                {"dev": "dev-1", "ctr": 2, "ts": TS, "typ": 3,
+                 "st": {"rssi": 2 ** 64 - 1}},
+                {"dev": "dev-1", "ctr": 3, "ts": TS, "typ": 4,
+                 "ack": {"ctr": 2 ** 64 - 1, "result": 2 ** 63}},
+                {"dev": "dev-1", "ctr": 4, "ts": TS, "typ": 2,
+                 "alrt": {"code": 2 ** 64 - 1, "prio": 1}},
+                dict(WAVE, obs=[[-(2 ** 64), 131330, 266418, 2 ** 64 - 1,
+                                 -(2 ** 64), [1]],
+                                [-(2 ** 63) - 1, 131330, 266418, 1, 2 ** 64 - 1, [1]]])]:
+            with self.subTest(msg=msg):
+                self.assertRoundTrip(msg)
+
 
 class TestEpoch(Base):
     """--epoch N is the hub's current epoch: N and N−1 pass (§4, threats
@@ -526,7 +544,15 @@ class TestInvalidJson(Base):
                      b" \"typ\": 3, \"st\": {\"queue\": 1}}")   # duplicate name
         self.check65(json.dumps(VITALS).encode() + b" {}")
         self.check65(b'{"dev": "dev-1", "ctr": 9223372036854775808, "ts": 1, "typ": 3,'
-                     b' "st": {"queue": 1}}')                     # beyond int64
+                     b' "st": {"queue": 1}}')                     # ctr not below 2^63
+        self.check65(b'{"dev": "dev-1", "ctr": 1, "ts": 1, "typ": 3,'
+                     b' "st": {"queue": 18446744073709551616}}')  # no CBOR int holds 2^64
+        self.check65(b'{"dev": "dev-1", "ctr": 1, "ts": 1, "typ": 3,'
+                     b' "st": {"rssi": -18446744073709551617}}')  # nor -2^64 - 1
+        self.check65(b'{"dev": "dev-1", "ctr": 1, "ts": 1, "typ": 2,'
+                     b' "alrt": {"code": 1, "prio": 1, "text": "\\ud83d"}}')  # lone surrogate
+        self.check65(b'{"dev": "dev-1", "ctr": 1, "ts": 1, "typ": 1,'
+                     b' "obs": [[0, 150456, 1e400, 262688]]}')    # not a double
 
     def test_unknown_names(self):
         r = self.check65(dict(VITALS, extra=1))

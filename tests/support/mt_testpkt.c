@@ -260,15 +260,15 @@ void mt_tp_vitals(const struct mt_tp *fx, struct mt_tp_msg *mm, uint64_t ctr)
 	msg_base(fx, mm, ctr, MT_TYP_VITALS);
 	mm->m.has = MT_MSG_OBS;
 	mm->m.n_obs = 3;
-	mm->obs[0].t = 0; /* heart rate 72 /min */
+	mt_num_set_int(&mm->obs[0].t, 0); /* heart rate 72 /min */
 	mm->obs[0].code = 147842;
 	mm->obs[0].unit = 264864;
 	mt_num_set_int(&mm->obs[0].value, 72);
-	mm->obs[1].t = -1000; /* SpO2 97.5 % */
+	mt_num_set_int(&mm->obs[1].t, -1000); /* SpO2 97.5 % */
 	mm->obs[1].code = 150456;
 	mm->obs[1].unit = 262688;
 	mt_num_set_float(&mm->obs[1].value, 97.5);
-	mm->obs[2].t = -2000; /* body temperature 36.6 °C, one decimal */
+	mt_num_set_int(&mm->obs[2].t, -2000); /* body temperature 36.6 °C, one decimal */
 	mm->obs[2].code = 150364;
 	mm->obs[2].unit = 268192;
 	mt_num_set_float(&mm->obs[2].value, 36.6);
@@ -286,7 +286,7 @@ void mt_tp_alert(const struct mt_tp *fx, struct mt_tp_msg *mm, uint64_t ctr)
 	mm->m.alrt.text = text;
 	mm->m.alrt.text_len = sizeof(text) - 1;
 	mm->m.n_obs = 1;
-	mm->obs[0].t = 0;
+	mt_num_set_int(&mm->obs[0].t, 0);
 	mm->obs[0].code = 150456;
 	mm->obs[0].unit = 262688;
 	mt_num_set_int(&mm->obs[0].value, 84);
@@ -303,7 +303,7 @@ void mt_tp_status(const struct mt_tp *fx, struct mt_tp_msg *mm, uint64_t ctr)
 	mm->m.st.fw_len = sizeof(fw) - 1;
 	mm->m.st.queue = 3;
 	mm->m.st.uptime = 86400;
-	mm->m.st.rssi = -67;
+	mt_num_set_int(&mm->m.st.rssi, -67);
 }
 
 void mt_tp_ack(const struct mt_tp *fx, struct mt_tp_msg *mm, uint64_t ctr)

@@ -15,7 +15,10 @@
  * proves the schema check and not an accident of key order; the tests assert
  * that mt_cbor_validate() accepts those inputs.  Each bound is tested at its
  * edge from both sides (64/65 bytes of device id, 2^63 − 1 / 2^63 counter,
- * 256/257 bytes of text, 1024/1025 observations, ...).
+ * 256/257 bytes of text, 1024/1025 observations, ...).  Where §5 sets no
+ * bound the bound is CBOR's own: an observation's t and st.rssi (`int`) are
+ * accepted and re-encoded byte for byte from −2^64 to 2^64 − 1 (t only
+ * ≤ 0), and refused as floats.
  *
  * The worked vectors of ../shared/vectors/mtp1/vectors.json (`message`,
  * `alert_message`) are copied here as hex, so the test does not depend on
@@ -238,7 +241,7 @@ static void init_msg(struct mt_message *m, uint64_t typ)
 static void scalar(struct mt_obs *o, int64_t t, uint32_t code, uint32_t unit)
 {
 	memset(o, 0, sizeof(*o));
-	o->t = t;
+	mt_num_set_int(&o->t, t);
 	o->code = code;
 	o->unit = unit;
 	mt_num_set_int(&o->value, 0);
@@ -251,6 +254,14 @@ static bool num_eq(const struct mt_num *a, const struct mt_num *b)
 	if (a->kind == MT_NUM_FLOAT)
 		return memcmp(&a->f, &b->f, sizeof(double)) == 0;
 	return a->u == b->u;
+}
+
+/* An integer mt_num that fits int64, as an int64 (fails the test otherwise). */
+static int64_t num_i64(const struct mt_num *n)
+{
+	int64_t v = 0;
+	assert_true(mt_num_get_int64(n, &v));
+	return v;
 }
 
 static void assert_text(const char *p, size_t n, const char *want, size_t wn)
@@ -275,7 +286,7 @@ static void assert_msg_equal(const struct mt_message *a, const struct mt_message
 		for (size_t i = 0; i < a->n_obs; i++) {
 			const struct mt_obs *x = &a->obs[i], *y = &b->obs[i];
 			assert_int_equal(x->waveform, y->waveform);
-			assert_true(x->t == y->t);
+			assert_true(num_eq(&x->t, &y->t));
 			assert_int_equal(x->code, y->code);
 			assert_int_equal(x->unit, y->unit);
 			if (x->waveform) {
@@ -303,7 +314,7 @@ static void assert_msg_equal(const struct mt_message *a, const struct mt_message
 		if (a->st.has & MT_ST_UPTIME)
 			assert_true(a->st.uptime == b->st.uptime);
 		if (a->st.has & MT_ST_RSSI)
-			assert_true(a->st.rssi == b->st.rssi);
+			assert_true(num_eq(&a->st.rssi, &b->st.rssi));
 	}
 	if (a->has & MT_MSG_ACK) {
 		assert_true(a->ack.ctr == b->ack.ctr);
@@ -371,20 +382,20 @@ static void test_vector_message(void **state)
 	assert_ptr_equal(m.obs, obs_buf);
 	/* 97 as an int */
 	assert_false(m.obs[0].waveform);
-	assert_int_equal(m.obs[0].t, 0);
+	assert_int_equal(num_i64(&m.obs[0].t), 0);
 	assert_int_equal(m.obs[0].code, SPO2);
 	assert_int_equal(m.obs[0].unit, U_PCT);
 	assert_int_equal(m.obs[0].value.kind, MT_NUM_UINT);
 	assert_int_equal(m.obs[0].value.u, 97);
 	assert_false(m.obs[0].has_places);
 	/* 36.6 as a float64 */
-	assert_int_equal(m.obs[1].t, -500);
+	assert_int_equal(num_i64(&m.obs[1].t), -500);
 	assert_int_equal(m.obs[1].code, TEMP);
 	assert_int_equal(m.obs[1].unit, U_DEGC);
 	assert_int_equal(m.obs[1].value.kind, MT_NUM_FLOAT);
 	assert_true(m.obs[1].value.f == 36.6);
 	/* 36.5 as a float16 */
-	assert_int_equal(m.obs[2].t, -500);
+	assert_int_equal(num_i64(&m.obs[2].t), -500);
 	assert_int_equal(m.obs[2].value.kind, MT_NUM_FLOAT);
 	assert_true(m.obs[2].value.f == 36.5);
 	assert_int_equal(mt_message_plausible(&m, &why), MT_OK);
@@ -468,7 +479,7 @@ static void test_round_trip_waveform(void **state)
 	m.n_obs = 2;
 	memset(&o[0], 0, sizeof(o[0]));
 	o[0].waveform = true;
-	o[0].t = -4000;
+	mt_num_set_int(&o[0].t, -4000);
 	o[0].code = ECG_II;
 	o[0].unit = U_MV;
 	o[0].period_us = 4000;
@@ -535,7 +546,7 @@ static void test_round_trip_status(void **state)
 	m.st.fw_len = 5;
 	m.st.queue = 12;
 	m.st.uptime = UINT64_C(86400) * 365;
-	m.st.rssi = -67;
+	mt_num_set_int(&m.st.rssi, -67);
 	/* each status key alone, then all of them */
 	const unsigned each[] = {MT_ST_BATTERY, MT_ST_FW, MT_ST_QUEUE, MT_ST_UPTIME, MT_ST_RSSI};
 	for (size_t i = 0; i < N(each); i++) {
@@ -544,7 +555,7 @@ static void test_round_trip_status(void **state)
 	}
 	m.st.has = MT_ST_BATTERY | MT_ST_FW | MT_ST_QUEUE | MT_ST_UPTIME | MT_ST_RSSI;
 	round_trip(&m);
-	m.st.rssi = 5;
+	mt_num_set_int(&m.st.rssi, 5);
 	m.st.battery = 0;
 	round_trip(&m);
 }
@@ -1183,7 +1194,7 @@ static void test_observation_fields(void **state)
 	               in, sizeof(in));
 	assert_int_equal(mt_message_decode(in, n, &m, obs_buf, MT_OBS_MAX, NULL), MT_OK);
 	assert_true(m.obs[0].waveform);
-	assert_int_equal(m.obs[0].t, -4000);
+	assert_int_equal(num_i64(&m.obs[0].t), -4000);
 	assert_int_equal(m.obs[0].code, ECG_II);
 	assert_int_equal(m.obs[0].unit, U_MV);
 	assert_int_equal(m.obs[0].period_us, 4000);
@@ -1213,7 +1224,7 @@ static void test_observation_fields(void **state)
 	w.obs = o;
 	w.n_obs = 1;
 	assert_int_equal(mt_message_encode(&w, buf, sizeof(buf), &len2), MT_ERR_PKT_MESSAGE);
-	o[0].t = 0;
+	mt_num_set_int(&o[0].t, 0);
 	o[0].has_places = true;
 	o[0].places = 7;
 	assert_int_equal(mt_message_encode(&w, buf, sizeof(buf), &len2), MT_ERR_PKT_MESSAGE);
@@ -1224,6 +1235,133 @@ static void test_observation_fields(void **state)
 	assert_int_equal(mt_message_encode(&w, buf, sizeof(buf), &len2), MT_ERR_PKT_MESSAGE);
 	mt_num_set_float(&o[0].value, 97.0);
 	assert_int_equal(mt_message_encode(&w, buf, sizeof(buf), &len2), MT_OK);
+}
+
+/* §5 types t and rssi as `int`: a CBOR major type 0 or 1 integer, −2^64 to
+ * 2^64 − 1.  Another implementation may send any of them; they must be
+ * accepted (t only when ≤ 0) and re-encoded byte for byte, not refused for
+ * not fitting int64. */
+static void test_int_fields_beyond_int64(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *label, *tail; /* after a5 01 "dev-1" 02 01 03 01 04 */
+		enum mt_err want;
+		bool is_t;       /* the value is an observation t (else st.rssi) */
+		enum mt_num_kind kind;
+		uint64_t u;
+	} c[] = {
+		{"t = -2^64", "01 05 81 84 3bffffffffffffffff 1a00024182 183c 1a00040aa0", MT_OK,
+		 true, MT_NUM_NEGINT, UINT64_MAX},
+		{"t = -2^63-1", "01 05 81 84 3b8000000000000000 1a00024182 183c 1a00040aa0", MT_OK,
+		 true, MT_NUM_NEGINT, UINT64_C(1) << 63},
+		{"t = -2^63", "01 05 81 84 3b7fffffffffffffff 1a00024182 183c 1a00040aa0", MT_OK,
+		 true, MT_NUM_NEGINT, (UINT64_C(1) << 63) - 1},
+		{"waveform t = -2^64", "01 05 81 86 3bffffffffffffffff 1a00020102 1a000410b2 190fa0 01 4102",
+		 MT_OK, true, MT_NUM_NEGINT, UINT64_MAX},
+		{"rssi = 2^63", "03 06 a1 05 1b8000000000000000", MT_OK, false, MT_NUM_UINT,
+		 UINT64_C(1) << 63},
+		{"rssi = 2^64-1", "03 06 a1 05 1bffffffffffffffff", MT_OK, false, MT_NUM_UINT,
+		 UINT64_MAX},
+		{"rssi = -2^64", "03 06 a1 05 3bffffffffffffffff", MT_OK, false, MT_NUM_NEGINT,
+		 UINT64_MAX},
+		{"rssi = -2^63-1", "03 06 a1 05 3b8000000000000000", MT_OK, false, MT_NUM_NEGINT,
+		 UINT64_C(1) << 63},
+		/* t stays ≤ 0 and an integer whatever its size */
+		{"t = 1", "01 05 81 84 01 1a00024182 183c 1a00040aa0", MT_ERR_PKT_MESSAGE, true, 0, 0},
+		{"t = 2^63", "01 05 81 84 1b8000000000000000 1a00024182 183c 1a00040aa0",
+		 MT_ERR_PKT_MESSAGE, true, 0, 0},
+		{"t = 2^64-1", "01 05 81 84 1bffffffffffffffff 1a00024182 183c 1a00040aa0",
+		 MT_ERR_PKT_MESSAGE, true, 0, 0},
+		{"t = -1.0", "01 05 81 84 f9bc00 1a00024182 183c 1a00040aa0", MT_ERR_PKT_MESSAGE, true,
+		 0, 0},
+		{"t = 0.0", "01 05 81 84 f90000 1a00024182 183c 1a00040aa0", MT_ERR_PKT_MESSAGE, true,
+		 0, 0},
+		{"t = -2^64 as float", "01 05 81 84 fadf800000 1a00024182 183c 1a00040aa0",
+		 MT_ERR_PKT_MESSAGE, true, 0, 0},
+		{"rssi = -1.0", "03 06 a1 05 f9bc00", MT_ERR_PKT_MESSAGE, false, 0, 0},
+		{"rssi = 2^64 as float", "03 06 a1 05 fa5f800000", MT_ERR_PKT_MESSAGE, false, 0, 0},
+	};
+	size_t bad = 0;
+	for (size_t i = 0; i < N(c); i++) {
+		char h[256];
+		uint8_t in[128], out[128];
+		struct mt_message m;
+		size_t n, len;
+		snprintf(h, sizeof(h), "a5 01 656465762d31 02 01 03 01 04 %s", c[i].tail);
+		n = hex(h, in, sizeof(in));
+		if (mt_cbor_validate(in, n, NULL, 0) != MT_OK) {
+			print_error("%s: test input is not strict CBOR\n", c[i].label);
+			bad++;
+			continue;
+		}
+		bad += expect_decode(c[i].label, in, n, c[i].want);
+		if (c[i].want != MT_OK)
+			continue;
+		assert_int_equal(mt_message_decode(in, n, &m, obs_buf, MT_OBS_MAX, NULL), MT_OK);
+		const struct mt_num *v = c[i].is_t ? &m.obs[0].t : &m.st.rssi;
+		if (v->kind != c[i].kind || v->u != c[i].u) {
+			print_error("%s: decoded as kind %d, u %llu\n", c[i].label, (int)v->kind,
+			            (unsigned long long)v->u);
+			bad++;
+		}
+		/* byte for byte back */
+		assert_int_equal(mt_message_encode(&m, out, sizeof(out), &len), MT_OK);
+		if (len != n || memcmp(out, in, n) != 0) {
+			print_error("%s: re-encoding differs\n", c[i].label);
+			print_hex("  in ", in, n);
+			print_hex("  out", out, len);
+			bad++;
+		}
+	}
+	assert_int_equal(bad, 0);
+
+	/* built with the helpers: encode, decode, re-encode */
+	struct mt_message m;
+	struct mt_obs o[2];
+	init_msg(&m, MT_TYP_VITALS);
+	m.has = MT_MSG_OBS;
+	m.obs = o;
+	m.n_obs = 1;
+	scalar(&o[0], 0, HR, U_BPM);
+	mt_num_set_negint(&o[0].t, UINT64_MAX); /* −2^64 */
+	round_trip(&m);
+	mt_num_set_negint(&o[0].t, UINT64_C(1) << 63); /* −2^63 − 1 */
+	round_trip(&m);
+	mt_num_set_uint(&o[0].t, 0);
+	round_trip(&m);
+	init_msg(&m, MT_TYP_STATUS);
+	m.has = MT_MSG_ST;
+	m.st.has = MT_ST_RSSI;
+	mt_num_set_uint(&m.st.rssi, UINT64_C(1) << 63);
+	round_trip(&m);
+	mt_num_set_negint(&m.st.rssi, UINT64_MAX);
+	round_trip(&m);
+
+	/* the encoder refuses t > 0, a float t and a float rssi */
+	size_t len;
+	init_msg(&m, MT_TYP_VITALS);
+	m.has = MT_MSG_OBS;
+	m.obs = o;
+	m.n_obs = 1;
+	scalar(&o[0], 0, HR, U_BPM);
+	mt_num_set_uint(&o[0].t, 1);
+	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_ERR_PKT_MESSAGE);
+	mt_num_set_uint(&o[0].t, UINT64_MAX);
+	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_ERR_PKT_MESSAGE);
+	mt_num_set_float(&o[0].t, -1.0);
+	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_ERR_PKT_MESSAGE);
+	mt_num_set_float(&o[0].t, 0.0);
+	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_ERR_PKT_MESSAGE);
+	mt_num_set_int(&o[0].t, -1);
+	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_OK);
+	init_msg(&m, MT_TYP_STATUS);
+	m.has = MT_MSG_ST;
+	m.st.has = MT_ST_RSSI;
+	mt_num_set_float(&m.st.rssi, -60.0);
+	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_ERR_PKT_MESSAGE);
+	mt_num_set_int(&m.st.rssi, -60);
+	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_OK);
 }
 
 /* ---- st, ack, alrt --------------------------------------------------------------- */
@@ -1529,6 +1667,34 @@ static void test_num_helpers(void **state)
 	mt_num_set_float(&n, 36.6);
 	assert_int_equal(n.kind, MT_NUM_FLOAT);
 	assert_true(mt_num_to_double(&n) == 36.6);
+	assert_false(mt_num_is_int(&n));
+
+	/* the whole CBOR range, and int64 where it fits */
+	int64_t v = 7;
+	assert_false(mt_num_get_int64(&n, &v)); /* a float */
+	assert_int_equal(v, 7);
+	mt_num_set_uint(&n, UINT64_MAX);
+	assert_true(mt_num_is_int(&n));
+	assert_int_equal(n.kind, MT_NUM_UINT);
+	assert_false(mt_num_get_int64(&n, &v));
+	mt_num_set_uint(&n, INT64_MAX);
+	assert_true(mt_num_get_int64(&n, &v));
+	assert_true(v == INT64_MAX);
+	mt_num_set_uint(&n, (uint64_t)INT64_MAX + 1);
+	assert_false(mt_num_get_int64(&n, &v));
+	mt_num_set_negint(&n, UINT64_MAX); /* −2^64 */
+	assert_true(mt_num_is_int(&n));
+	assert_int_equal(n.kind, MT_NUM_NEGINT);
+	assert_false(mt_num_get_int64(&n, &v));
+	assert_true(mt_num_to_double(&n) == -18446744073709551616.0);
+	mt_num_set_negint(&n, (uint64_t)INT64_MAX); /* −2^63 */
+	assert_true(mt_num_get_int64(&n, &v));
+	assert_true(v == INT64_MIN);
+	mt_num_set_negint(&n, (uint64_t)INT64_MAX + 1); /* −2^63 − 1 */
+	assert_false(mt_num_get_int64(&n, &v));
+	mt_num_set_int(&n, -5);
+	assert_true(mt_num_get_int64(&n, &v));
+	assert_int_equal(v, -5);
 }
 
 int main(void)
@@ -1550,6 +1716,7 @@ int main(void)
 		cmocka_unit_test(test_text_bounds),
 		cmocka_unit_test(test_observation_count),
 		cmocka_unit_test(test_observation_fields),
+		cmocka_unit_test(test_int_fields_beyond_int64),
 		cmocka_unit_test(test_groups),
 		cmocka_unit_test(test_not_a_message),
 		cmocka_unit_test(test_plausible_ranges),

@@ -47,7 +47,8 @@ static void assert_same_message(const struct mt_message *a, const struct mt_mess
 	for (size_t i = 0; i < a->n_obs; i++) {
 		const struct mt_obs *x = &a->obs[i], *y = &b->obs[i];
 		assert_int_equal(x->waveform, y->waveform);
-		assert_int_equal(x->t, y->t);
+		assert_int_equal(x->t.kind, y->t.kind);
+		assert_int_equal(x->t.u, y->t.u);
 		assert_int_equal(x->code, y->code);
 		assert_int_equal(x->unit, y->unit);
 		if (x->waveform) {
@@ -78,8 +79,10 @@ static void assert_same_message(const struct mt_message *a, const struct mt_mess
 			assert_int_equal(a->st.queue, b->st.queue);
 		if (h & MT_ST_UPTIME)
 			assert_int_equal(a->st.uptime, b->st.uptime);
-		if (h & MT_ST_RSSI)
-			assert_int_equal(a->st.rssi, b->st.rssi);
+		if (h & MT_ST_RSSI) {
+			assert_int_equal(a->st.rssi.kind, b->st.rssi.kind);
+			assert_int_equal(a->st.rssi.u, b->st.rssi.u);
+		}
 	}
 	if (a->has & MT_MSG_ACK) {
 		assert_int_equal(a->ack.ctr, b->ack.ctr);
@@ -270,7 +273,7 @@ static void every_typ_roundtrip(void **state)
 	roundtrip(fx, &mm.m, false, MT_TOPIC_STATUS);
 	mt_tp_status(fx, &mm, 44); /* one entry only */
 	mm.m.st.has = MT_ST_RSSI;
-	mm.m.st.rssi = -120;
+	mt_num_set_int(&mm.m.st.rssi, -120);
 	roundtrip(fx, &mm.m, false, MT_TOPIC_STATUS);
 	mt_tp_ack(fx, &mm, 45);
 	roundtrip(fx, &mm.m, false, MT_TOPIC_ACK);
@@ -304,7 +307,7 @@ static void waveform_roundtrip(void **state)
 	struct mt_obs *w = &mm.obs[1];
 	memset(w, 0, sizeof(*w));
 	w->waveform = true;
-	w->t = -500;
+	mt_num_set_int(&w->t, -500);
 	w->code = 131330;
 	w->unit = 266418;
 	w->period_us = 4000;
