@@ -522,55 +522,45 @@ static enum mt_err dec_st(struct mt_cbor_dec *d, struct mt_message *m, const cha
 	return MT_OK;
 }
 
-static enum mt_err dec_ack(struct mt_cbor_dec *d, struct mt_message *m, const char **why)
+/* `ack` and `alrt` share one shape: {1: uint (required), 2: uint
+ * (required), 3: tstr (optional)}; `words` names them in refusals. */
+struct triple_words {
+	const char *not_map, *unknown, *wrong_type, *lacks;
+};
+
+static enum mt_err dec_triple(struct mt_cbor_dec *d, uint64_t *one, uint64_t *two,
+                              const char **text, size_t *text_len,
+                              const struct triple_words *w, const char **why)
 {
 	uint64_t pairs, k;
 	unsigned seen = 0;
 	if (!mt_cbor_get_map(d, &pairs))
-		return bad(why, "ack is not a map");
+		return bad(why, w->not_map);
 	for (uint64_t i = 0; i < pairs; i++) {
 		if (!mt_cbor_get_uint(d, &k))
-			return bad(why, "ack key unknown");
+			return bad(why, w->unknown);
 		bool ok;
 		switch (k) {
-		case 1: ok = mt_cbor_get_uint(d, &m->ack.ctr); break;
-		case 2: ok = mt_cbor_get_uint(d, &m->ack.result); break;
-		case 3: ok = mt_cbor_get_tstr(d, &m->ack.detail, &m->ack.detail_len); break;
-		default: return bad(why, "ack key unknown");
+		case 1: ok = mt_cbor_get_uint(d, one); break;
+		case 2: ok = mt_cbor_get_uint(d, two); break;
+		case 3: ok = mt_cbor_get_tstr(d, text, text_len); break;
+		default: return bad(why, w->unknown);
 		}
 		if (!ok)
-			return bad(why, "ack entry of the wrong type");
+			return bad(why, w->wrong_type);
 		seen |= K(k);
 	}
 	if ((seen & (K(1) | K(2))) != (K(1) | K(2)))
-		return bad(why, "ack lacks ctr or result");
+		return bad(why, w->lacks);
 	return MT_OK;
 }
 
-static enum mt_err dec_alrt(struct mt_cbor_dec *d, struct mt_message *m, const char **why)
-{
-	uint64_t pairs, k;
-	unsigned seen = 0;
-	if (!mt_cbor_get_map(d, &pairs))
-		return bad(why, "alert is not a map");
-	for (uint64_t i = 0; i < pairs; i++) {
-		if (!mt_cbor_get_uint(d, &k))
-			return bad(why, "alert key unknown");
-		bool ok;
-		switch (k) {
-		case 1: ok = mt_cbor_get_uint(d, &m->alrt.code); break;
-		case 2: ok = mt_cbor_get_uint(d, &m->alrt.prio); break;
-		case 3: ok = mt_cbor_get_tstr(d, &m->alrt.text, &m->alrt.text_len); break;
-		default: return bad(why, "alert key unknown");
-		}
-		if (!ok)
-			return bad(why, "alert entry of the wrong type");
-		seen |= K(k);
-	}
-	if ((seen & (K(1) | K(2))) != (K(1) | K(2)))
-		return bad(why, "alert lacks code or prio");
-	return MT_OK;
-}
+static const struct triple_words ack_words = {
+	"ack is not a map", "ack key unknown", "ack entry of the wrong type",
+	"ack lacks ctr or result"};
+static const struct triple_words alrt_words = {
+	"alert is not a map", "alert key unknown", "alert entry of the wrong type",
+	"alert lacks code or prio"};
 
 enum mt_err mt_message_decode(const uint8_t *buf, size_t len, struct mt_message *m,
                               struct mt_obs *obs, size_t obs_cap, const char **why)
@@ -634,11 +624,13 @@ enum mt_err mt_message_decode(const uint8_t *buf, size_t len, struct mt_message 
 			m->has |= MT_MSG_ST;
 			break;
 		case 7:
-			err = dec_ack(&d, m, why);
+			err = dec_triple(&d, &m->ack.ctr, &m->ack.result, &m->ack.detail,
+			                 &m->ack.detail_len, &ack_words, why);
 			m->has |= MT_MSG_ACK;
 			break;
 		case 8:
-			err = dec_alrt(&d, m, why);
+			err = dec_triple(&d, &m->alrt.code, &m->alrt.prio, &m->alrt.text,
+			                 &m->alrt.text_len, &alrt_words, why);
 			m->has |= MT_MSG_ALRT;
 			break;
 		}

@@ -329,9 +329,9 @@ static enum mt_err open_sign1(const uint8_t *pt, size_t pt_len,
 	bool kid_ok = it.u == 1 && mt_cbor_get_uint(&d, &label) && label == MT_COSE_HDR_KID &&
 	              mt_cbor_get_bstr(&d, &kid, &kid_len) && kid_len == MT_KID_LEN;
 	if (!kid_ok) {
-		/* re-walk the bucket to reach the payload */
-		mt_cbor_dec_init(&d, pt, it.end);
-		d.len = pt_len;
+		/* Rewind to the bucket's head and skip it whole to reach the
+		 * payload (the input was validated, so the skip succeeds). */
+		d.err = MT_OK;
 		d.pos = it.start;
 		if (!mt_cbor_skip(&d))
 			return refuse(r, MT_ERR_PKT_INNER, "inner object is not a COSE_Sign1",
