@@ -58,41 +58,6 @@ json_t *mt_test_load_json(const char *rel)
 	return j;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int mt_test_hex(const char *hex, uint8_t **out, size_t *len)
-{
-	size_t n = strlen(hex);
-	uint8_t *b;
-
-	if (n % 2 != 0)
-		return -1;
-	b = malloc(n / 2 + 1);
-	if (b == NULL)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexval((unsigned char)hex[2 * i]);
-		int lo = hexval((unsigned char)hex[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			free(b);
-			return -1;
-		}
-		b[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*out = b;
-	*len = n / 2;
-	return 0;
-}
-
 static int b64val(int c)
 {
 	if (c >= 'A' && c <= 'Z')
@@ -157,4 +122,26 @@ uint8_t *mt_test_json_hex(const json_t *obj, const char *key, size_t *len)
 		abort();
 	}
 	return b;
+}
+
+json_t *mt_test_mtp1;
+
+int mt_test_mtp1_setup(void **state)
+{
+	(void)state;
+	mt_test_mtp1 = mt_test_load_json("mtp1/vectors.json");
+	return 0;
+}
+
+int mt_test_mtp1_teardown(void **state)
+{
+	(void)state;
+	json_decref(mt_test_mtp1);
+	mt_test_mtp1 = NULL;
+	return 0;
+}
+
+uint8_t *mt_test_mtp1_hex(const char *name, size_t *len)
+{
+	return mt_test_json_hex(mt_test_mtp1, name, len);
 }

@@ -72,30 +72,6 @@ static const char other_p256_d[] =
 
 /* ---- small things ------------------------------------------------------ */
 
-static int hexdigit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-size_t mt_tp_hex(const char *hex, uint8_t *out, size_t cap)
-{
-	size_t n = strlen(hex);
-	assert_int_equal(n % 2, 0);
-	assert_true(n / 2 <= cap);
-	for (size_t i = 0; i < n / 2; i++) {
-		int hi = hexdigit(hex[2 * i]), lo = hexdigit(hex[2 * i + 1]);
-		assert_true(hi >= 0 && lo >= 0);
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return n / 2;
-}
-
 size_t mt_tp_head(unsigned major, uint64_t arg, uint8_t *out)
 {
 	uint8_t mt = (uint8_t)(major << 5);
@@ -174,7 +150,7 @@ static struct mt_key *import(enum mt_key_type t, enum mt_key_role role, const ch
 {
 	uint8_t raw[32];
 	struct mt_key *k = NULL;
-	size_t n = mt_tp_hex(hex, raw, sizeof(raw));
+	size_t n = mt_test_unhex(hex, raw, sizeof(raw));
 	assert_int_equal(mt_key_import_raw(t, role, raw, n, &k), MT_OK);
 	assert_non_null(k);
 	return k;
@@ -644,4 +620,30 @@ bool mt_tp_expect(struct mt_tp *fx, enum mt_topic topic, const uint8_t *pkt, siz
 		ok = false;
 	}
 	return ok;
+}
+
+bool mt_tp_expect_epoch(struct mt_tp *fx, uint32_t epoch, uint64_t ctr, enum mt_err want)
+{
+	static uint8_t pkt[MT_TP_BUF];
+	struct mt_tp_msg mm;
+	size_t n;
+	char what[64];
+	mt_tp_vitals(fx, &mm, ctr);
+	assert_int_equal(mt_tp_seal_epoch(fx, &mm.m, false, epoch, NULL, pkt, sizeof(pkt), &n),
+	                 MT_OK);
+	unsigned calls = fx->data_key_calls;
+	snprintf(what, sizeof(what), "epoch %u with current %u", epoch, fx->epoch);
+	if (!mt_tp_expect(fx, MT_TOPIC_VITALS, pkt, n, want, what))
+		return false;
+	unsigned derived = fx->data_key_calls - calls;
+	if (want == MT_ERR_PKT_EPOCH && derived != 0) {
+		print_error("%s: %u key derivations before the refusal\n", what, derived);
+		return false;
+	}
+	if (want == MT_OK && (fx->res.epoch != epoch || derived != 1)) {
+		print_error("%s: opened as epoch %u after %u key derivations, want %u after 1\n",
+		            what, fx->res.epoch, derived, epoch);
+		return false;
+	}
+	return true;
 }

@@ -38,6 +38,7 @@
 #include "medtrust/mt_message.h"
 #include "medtrust/mt_packet.h"
 #include "medtrust/mt_replay.h"
+#include "mt_testutil.h"
 
 #define MT_TP_DEV "dev-1"
 #define MT_TP_EPOCH 7u
@@ -94,9 +95,6 @@ void mt_tp_free(struct mt_tp *fx);
 int mt_tp_setup_p256(void **state);
 int mt_tp_setup_ed25519(void **state);
 int mt_tp_teardown(void **state);
-
-/* Hex to bytes; asserts valid hex that fits. Returns the byte count. */
-size_t mt_tp_hex(const char *hex, uint8_t *out, size_t cap);
 
 /* Messages: typical content for dev-1, the given counter, ts MT_TP_TS. */
 void mt_tp_vitals(const struct mt_tp *fx, struct mt_tp_msg *mm, uint64_t ctr);
@@ -183,6 +181,13 @@ enum mt_err mt_tp_open(struct mt_tp *fx, enum mt_topic topic, const uint8_t *pkt
  * `what` and the difference on failure; returns whether all held. */
 bool mt_tp_expect(struct mt_tp *fx, enum mt_topic topic, const uint8_t *pkt, size_t len,
                   enum mt_err want, const char *what);
+
+/* Seal typical vitals with counter `ctr` under the key of `epoch` and
+ * mt_tp_expect() the verdict `want` on the vitals topic; then also, for
+ * MT_ERR_PKT_EPOCH, that no data key was derived before the refusal (threat
+ * A18: no AEAD work for a refused epoch), and for MT_OK, that the result
+ * names `epoch` and exactly one data key was derived. */
+bool mt_tp_expect_epoch(struct mt_tp *fx, uint32_t epoch, uint64_t ctr, enum mt_err want);
 
 void mt_tp_window_save(const struct mt_tp *fx, uint8_t out[MT_REPLAY_STATE_LEN]);
 /* Reset the window and mark top − 5, top − 2 and top. */

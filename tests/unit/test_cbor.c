@@ -43,48 +43,9 @@
 #include <math.h>
 
 #include "medtrust/mt_cbor.h"
+#include "mt_testutil.h"
 
 /* ---- helpers -------------------------------------------------------------- */
-
-/* Parse hex (spaces ignored) into out; fails the test on bad input. */
-static size_t hex(const char *s, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-	int hi = -1;
-	for (; *s; s++) {
-		int v = 0;
-		if (*s == ' ')
-			continue;
-		if (*s >= '0' && *s <= '9')
-			v = *s - '0';
-		else if (*s >= 'a' && *s <= 'f')
-			v = *s - 'a' + 10;
-		else if (*s >= 'A' && *s <= 'F')
-			v = *s - 'A' + 10;
-		else
-			fail_msg("bad hex digit in test data: %s", s);
-		if (hi < 0) {
-			hi = v;
-		} else {
-			assert_true(n < cap);
-			out[n++] = (uint8_t)(hi << 4 | v);
-			hi = -1;
-		}
-	}
-	assert_int_equal(hi, -1);
-	return n;
-}
-
-static void tohex(const uint8_t *p, size_t n, char *out, size_t cap)
-{
-	static const char d[] = "0123456789abcdef";
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 3 < cap; i++) {
-		out[o++] = d[p[i] >> 4];
-		out[o++] = d[p[i] & 15];
-	}
-	out[o] = '\0';
-}
 
 struct vcase {
 	const char *hex;
@@ -97,7 +58,7 @@ struct vcase {
 static size_t check_validate(const struct vcase *c, const uint64_t *tags, size_t n_tags)
 {
 	uint8_t buf[512];
-	size_t len = hex(c->hex, buf, sizeof(buf));
+	size_t len = mt_test_unhex(c->hex, buf, sizeof(buf));
 	enum mt_err got = mt_cbor_validate(buf, len, tags, n_tags);
 	if (got != c->want) {
 		print_error("validate(%s): want %d (%s), got %d (%s)\n", c->hex, (int)c->want,
@@ -111,7 +72,7 @@ static size_t check_validate(const struct vcase *c, const uint64_t *tags, size_t
 static size_t check_skip(const struct vcase *c)
 {
 	uint8_t buf[512];
-	size_t len = hex(c->hex, buf, sizeof(buf));
+	size_t len = mt_test_unhex(c->hex, buf, sizeof(buf));
 	struct mt_cbor_dec d;
 	mt_cbor_dec_init(&d, buf, len);
 	bool ok = mt_cbor_skip(&d);
@@ -155,7 +116,7 @@ static void run_struct_cases(const struct vcase *c, size_t n, const uint64_t *ta
 static enum mt_err next1(const char *h, struct mt_cbor_item *it)
 {
 	static uint8_t buf[64];
-	size_t len = hex(h, buf, sizeof(buf));
+	size_t len = mt_test_unhex(h, buf, sizeof(buf));
 	struct mt_cbor_dec d;
 	mt_cbor_dec_init(&d, buf, len);
 	memset(it, 0, sizeof(*it));
@@ -358,12 +319,12 @@ static void test_float_encoder_shortest(void **state)
 	for (size_t i = 0; i < N(canonical_floats); i++) {
 		uint8_t want[16], got[16];
 		char gh[40];
-		size_t wn = hex(canonical_floats[i].hex, want, sizeof(want)), gn = 0;
+		size_t wn = mt_test_unhex(canonical_floats[i].hex, want, sizeof(want)), gn = 0;
 		struct mt_cbor_enc e;
 		mt_cbor_enc_init(&e, got, sizeof(got));
 		mt_cbor_put_float(&e, canonical_floats[i].v);
 		enum mt_err err = mt_cbor_enc_finish(&e, &gn);
-		tohex(got, gn, gh, sizeof(gh));
+		mt_test_tohex(got, gn, gh, sizeof(gh));
 		if (err != MT_OK || gn != wn || memcmp(got, want, wn) != 0) {
 			print_error("put_float(%.17g): want %s, got %s (err %d)\n",
 			            canonical_floats[i].v, canonical_floats[i].hex, gh, (int)err);
@@ -457,17 +418,6 @@ static void test_float_encoder_refuses_nonfinite(void **state)
 /* Seeded sweep: whatever double the encoder writes, the strict decoder takes
  * back bit-exactly; values built to fit half and single come out in 3 and 5
  * bytes. */
-static uint64_t rng_state = UINT64_C(0x9e3779b97f4a7c15);
-static uint64_t rng(void)
-{
-	uint64_t x = rng_state; /* xorshift64 */
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	rng_state = x;
-	return x;
-}
-
 static void float_round_trip(double v, size_t want_len)
 {
 	uint8_t buf[16];
@@ -503,9 +453,9 @@ static bool ref_is_half(double a)
 static void test_float_round_trip_random(void **state)
 {
 	(void)state;
-	rng_state = UINT64_C(0x0123456789abcdef);
+	uint64_t rng = UINT64_C(0x0123456789abcdef); /* xorshift64 state */
 	for (int i = 0; i < 20000; i++) {
-		uint64_t bits = rng();
+		uint64_t bits = mt_test_xorshift64(&rng);
 		double v;
 		memcpy(&v, &bits, sizeof(v));
 		if (!isfinite(v))
@@ -514,7 +464,7 @@ static void test_float_round_trip_random(void **state)
 	}
 	for (int i = 0; i < 20000; i++) {
 		/* every finite binary16 value (sign, exponent 0..30, mantissa) */
-		uint16_t h = (uint16_t)rng();
+		uint16_t h = (uint16_t)mt_test_xorshift64(&rng);
 		if (((h >> 10) & 0x1f) == 0x1f)
 			continue;
 		int ex = (h >> 10) & 0x1f, m = h & 0x3ff;
@@ -524,7 +474,7 @@ static void test_float_round_trip_random(void **state)
 		float_round_trip(v, 3);
 	}
 	for (int i = 0; i < 20000; i++) {
-		uint32_t b = (uint32_t)rng();
+		uint32_t b = (uint32_t)mt_test_xorshift64(&rng);
 		float f;
 		memcpy(&f, &b, sizeof(f));
 		if (!isfinite(f))
@@ -608,7 +558,7 @@ static size_t nested(uint8_t *buf, int n, const char *head, const char *inner)
 {
 	size_t len = 0;
 	uint8_t h[4];
-	size_t hn = hex(head, h, sizeof(h));
+	size_t hn = mt_test_unhex(head, h, sizeof(h));
 	for (int i = 0; i < n; i++) {
 		/* the innermost container is empty unless `inner` is given */
 		if (i == n - 1 && inner == NULL) {
@@ -618,7 +568,7 @@ static size_t nested(uint8_t *buf, int n, const char *head, const char *inner)
 		memcpy(buf + len, h, hn);
 		len += hn;
 	}
-	len += hex(inner, buf + len, 16);
+	len += mt_test_unhex(inner, buf + len, 16);
 	return len;
 }
 
@@ -646,7 +596,7 @@ static void test_depth(void **state)
 	len = nested(buf, 8, "a101", "00");
 	assert_int_equal(mt_cbor_validate(buf, len, NULL, 0), MT_OK);
 	/* Depth is of the deepest path, not of the sum of siblings. */
-	len = hex("82 81818181818180 81818181818180", buf, sizeof(buf));
+	len = mt_test_unhex("82 81818181818180 81818181818180", buf, sizeof(buf));
 	assert_int_equal(mt_cbor_validate(buf, len, NULL, 0), MT_OK);
 }
 
@@ -689,7 +639,7 @@ static void test_map_size(void **state)
 	len = int_map(buf, 17);
 	assert_int_equal(mt_cbor_validate(buf, len, NULL, 0), MT_ERR_CBOR_MAP_SIZE);
 	/* an array of 17 is not limited */
-	len = hex("91 0000000000000000000000000000000000", buf, sizeof(buf));
+	len = mt_test_unhex("91 0000000000000000000000000000000000", buf, sizeof(buf));
 	assert_int_equal(mt_cbor_validate(buf, len, NULL, 0), MT_OK);
 }
 
@@ -875,34 +825,34 @@ static void test_typed_getters(void **state)
 	int64_t i64;
 	uint64_t u;
 
-	len = hex("3b7fffffffffffffff", buf, sizeof(buf)); /* INT64_MIN */
+	len = mt_test_unhex("3b7fffffffffffffff", buf, sizeof(buf)); /* INT64_MIN */
 	mt_cbor_dec_init(&d, buf, len);
 	assert_true(mt_cbor_get_int64(&d, &i64));
 	assert_true(i64 == INT64_MIN);
 	assert_int_equal(mt_cbor_dec_finish(&d), MT_OK);
 
-	len = hex("1b7fffffffffffffff", buf, sizeof(buf)); /* INT64_MAX */
+	len = mt_test_unhex("1b7fffffffffffffff", buf, sizeof(buf)); /* INT64_MAX */
 	mt_cbor_dec_init(&d, buf, len);
 	assert_true(mt_cbor_get_int64(&d, &i64));
 	assert_true(i64 == INT64_MAX);
 
-	len = hex("3b8000000000000000", buf, sizeof(buf)); /* INT64_MIN - 1 */
+	len = mt_test_unhex("3b8000000000000000", buf, sizeof(buf)); /* INT64_MIN - 1 */
 	mt_cbor_dec_init(&d, buf, len);
 	assert_false(mt_cbor_get_int64(&d, &i64));
 	assert_int_equal(mt_cbor_dec_finish(&d), MT_ERR_CBOR_RANGE);
 
-	len = hex("1b8000000000000000", buf, sizeof(buf)); /* INT64_MAX + 1 */
+	len = mt_test_unhex("1b8000000000000000", buf, sizeof(buf)); /* INT64_MAX + 1 */
 	mt_cbor_dec_init(&d, buf, len);
 	assert_false(mt_cbor_get_int64(&d, &i64));
 	assert_int_equal(mt_cbor_dec_finish(&d), MT_ERR_CBOR_RANGE);
 
-	len = hex("20", buf, sizeof(buf));
+	len = mt_test_unhex("20", buf, sizeof(buf));
 	mt_cbor_dec_init(&d, buf, len);
 	assert_false(mt_cbor_get_uint(&d, &u));
 	assert_int_equal(mt_cbor_dec_finish(&d), MT_ERR_CBOR_TYPE);
 
 	/* latching: after the first failure every call fails with it */
-	len = hex("6161 00 00", buf, sizeof(buf));
+	len = mt_test_unhex("6161 00 00", buf, sizeof(buf));
 	mt_cbor_dec_init(&d, buf, len);
 	assert_false(mt_cbor_get_uint(&d, &u));
 	assert_int_equal(d.err, MT_ERR_CBOR_TYPE);
@@ -911,7 +861,7 @@ static void test_typed_getters(void **state)
 	assert_int_equal(mt_cbor_dec_finish(&d), MT_ERR_CBOR_TYPE);
 
 	/* string getters point into the input */
-	len = hex("82 43010203 63616263", buf, sizeof(buf));
+	len = mt_test_unhex("82 43010203 63616263", buf, sizeof(buf));
 	mt_cbor_dec_init(&d, buf, len);
 	const uint8_t *bp;
 	const char *tp;
@@ -926,7 +876,7 @@ static void test_typed_getters(void **state)
 	assert_memory_equal(tp, "abc", 3);
 	assert_int_equal(mt_cbor_dec_finish(&d), MT_OK);
 
-	len = hex("a1 01 02", buf, sizeof(buf));
+	len = mt_test_unhex("a1 01 02", buf, sizeof(buf));
 	mt_cbor_dec_init(&d, buf, len);
 	assert_true(mt_cbor_get_map(&d, &u));
 	assert_int_equal(u, 1);
@@ -957,11 +907,11 @@ static const struct icase int_bounds[] = {
 static void expect_enc(struct mt_cbor_enc *e, const char *want_hex)
 {
 	uint8_t want[64];
-	size_t wn = hex(want_hex, want, sizeof(want)), len = 0;
+	size_t wn = mt_test_unhex(want_hex, want, sizeof(want)), len = 0;
 	assert_int_equal(mt_cbor_enc_finish(e, &len), MT_OK);
 	if (len != wn || memcmp(e->buf, want, wn) != 0) {
 		char gh[160];
-		tohex(e->buf, len, gh, sizeof(gh));
+		mt_test_tohex(e->buf, len, gh, sizeof(gh));
 		fail_msg("encoded %s, want %s", gh, want_hex);
 	}
 }

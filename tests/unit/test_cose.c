@@ -32,62 +32,7 @@
 #include "medtrust/mt_crypto.h"
 #include "medtrust/mt_keystore.h"
 #include "mt_testjson.h"
-
-static json_t *mt_vec;
-
-static int setup(void **state)
-{
-	(void)state;
-	mt_vec = mt_test_load_json("mtp1/vectors.json");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	json_decref(mt_vec);
-	return 0;
-}
-
-#define NEED_VECTORS()                                                                   \
-	do {                                                                             \
-		if (mt_vec == NULL) {                                                    \
-			printf("mtp1/vectors.json absent: skipped\n");                   \
-			skip();                                                          \
-		}                                                                        \
-	} while (0)
-
-static uint8_t *vec(const char *name, size_t *len)
-{
-	return mt_test_json_hex(mt_vec, name, len);
-}
-
-/* Hex (spaces ignored) into a static-size buffer. */
-static size_t hx(const char *s, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-	int hi = -1;
-	for (; *s; s++) {
-		int v = 0;
-		if (*s == ' ')
-			continue;
-		if (*s >= '0' && *s <= '9')
-			v = *s - '0';
-		else if (*s >= 'a' && *s <= 'f')
-			v = *s - 'a' + 10;
-		else
-			fail_msg("bad hex");
-		if (hi < 0) {
-			hi = v;
-		} else {
-			assert_true(n < cap);
-			out[n++] = (uint8_t)(hi << 4 | v);
-			hi = -1;
-		}
-	}
-	assert_int_equal(hi, -1);
-	return n;
-}
+#include "mt_testutil.h"
 
 static const uint8_t dev1[] = {'d', 'e', 'v', '-', '1'};
 
@@ -96,10 +41,12 @@ static const uint8_t dev1[] = {'d', 'e', 'v', '-', '1'};
 static void test_structures(void **state)
 {
 	(void)state;
-	NEED_VECTORS();
+	MT_TEST_NEED_MTP1();
 	size_t ml, sl, el, rl, n;
-	uint8_t *msg = vec("message", &ml), *sig = vec("sig_structure_eddsa", &sl);
-	uint8_t *enc = vec("enc_structure", &el), *rcpt = vec("receipt_enc_structure", &rl);
+	uint8_t *msg = mt_test_mtp1_hex("message", &ml),
+	        *sig = mt_test_mtp1_hex("sig_structure_eddsa", &sl);
+	uint8_t *enc = mt_test_mtp1_hex("enc_structure", &el),
+	        *rcpt = mt_test_mtp1_hex("receipt_enc_structure", &rl);
 	const uint8_t eddsa[] = {0xa1, 0x01, 0x27}, a256[] = {0xa1, 0x01, 0x03};
 	const uint8_t rcpt_aad[] = {'r', 'c', 'p', 't', ':', 'd', 'e', 'v', '-', '1'};
 	uint8_t out[128];
@@ -137,16 +84,16 @@ static void test_structures_fixed(void **state)
 	size_t n, wl;
 
 	assert_int_equal(mt_cose_sig1_prefix(es256, 3, NULL, 0, 300, out, sizeof out, &n), MT_OK);
-	wl = hx("84 6a 5369676e617475726531 43 a10126 40 59 012c", want, sizeof want);
+	wl = mt_test_unhex("84 6a 5369676e617475726531 43 a10126 40 59 012c", want, sizeof want);
 	assert_int_equal(n, wl);
 	assert_memory_equal(out, want, wl);
 	/* Empty protected bucket, external AAD. */
 	assert_int_equal(mt_cose_sig1_prefix(NULL, 0, dev1, 5, 0, out, sizeof out, &n), MT_OK);
-	wl = hx("84 6a 5369676e617475726531 40 45 6465762d31 40", want, sizeof want);
+	wl = mt_test_unhex("84 6a 5369676e617475726531 40 45 6465762d31 40", want, sizeof want);
 	assert_int_equal(n, wl);
 	assert_memory_equal(out, want, wl);
 	assert_int_equal(mt_cose_enc0_structure(NULL, 0, NULL, 0, out, sizeof out, &n), MT_OK);
-	wl = hx("83 68 456e637279707430 40 40", want, sizeof want);
+	wl = mt_test_unhex("83 68 456e637279707430 40 40", want, sizeof want);
 	assert_int_equal(n, wl);
 	assert_memory_equal(out, want, wl);
 }
@@ -162,7 +109,7 @@ static void open_packet(const char *name, const char *keyname, const uint8_t *aa
                         size_t aad_len, struct opened *o)
 {
 	size_t pl, kl;
-	uint8_t *pkt = vec(name, &pl), *key = vec(keyname, &kl);
+	uint8_t *pkt = mt_test_mtp1_hex(name, &pl), *key = mt_test_mtp1_hex(keyname, &kl);
 	struct mt_cose_encrypt0 e;
 	struct mt_aead *a = NULL;
 	uint8_t iv[12];
@@ -177,7 +124,7 @@ static void open_packet(const char *name, const char *keyname, const uint8_t *aa
 	assert_int_equal(e.uh.kid_len, 4);
 	assert_memory_equal(e.uh.kid, "\0\0\0\x07", 4);
 	assert_int_equal(e.uh.iv_len, 12);
-	hx("000102030405060708090a0b", iv, sizeof iv);
+	mt_test_unhex_exact("000102030405060708090a0b", iv, sizeof iv);
 	assert_memory_equal(e.uh.iv, iv, 12);
 	assert_int_equal(mt_aead_new(&a), MT_OK);
 	assert_int_equal(mt_cose_encrypt0_decrypt(&e, a, key, kl, aad, aad_len, o->pt,
@@ -200,15 +147,17 @@ static void open_packet(const char *name, const char *keyname, const uint8_t *aa
 static void test_vector_packets(void **state)
 {
 	(void)state;
-	NEED_VECTORS();
+	MT_TEST_NEED_MTP1();
 	struct opened o;
 	size_t ml, al, sl, kl;
-	uint8_t *msg = vec("message", &ml), *alert = vec("alert_message", &al);
-	uint8_t *spki = vec("ldev_ed25519_spki", &sl), *kid = vec("ldev_ed25519_kid", &kl);
+	uint8_t *msg = mt_test_mtp1_hex("message", &ml),
+	        *alert = mt_test_mtp1_hex("alert_message", &al);
+	uint8_t *spki = mt_test_mtp1_hex("ldev_ed25519_spki", &sl),
+	        *kid = mt_test_mtp1_hex("ldev_ed25519_kid", &kl);
 	struct mt_pubkey *pk = NULL, *wrong = NULL;
 	struct mt_cose_sign1 s;
 	size_t wl;
-	uint8_t *wspki = vec("ldev_p256_spki", &wl);
+	uint8_t *wspki = mt_test_mtp1_hex("ldev_p256_spki", &wl);
 	const uint8_t rcpt_aad[] = {'r', 'c', 'p', 't', ':', 'd', 'e', 'v', '-', '1'};
 
 	assert_int_equal(mt_pubkey_from_spki(spki, sl, &pk), MT_OK);
@@ -258,11 +207,13 @@ static void test_vector_packets(void **state)
 static void test_sign_reproduces_vector(void **state)
 {
 	(void)state;
-	NEED_VECTORS();
+	MT_TEST_NEED_MTP1();
 	struct opened o;
 	size_t ml, sl, kl, dkl, n = 0;
-	uint8_t *msg = vec("message", &ml), *seed = vec("ldev_ed25519_seed", &sl);
-	uint8_t *kid = vec("ldev_ed25519_kid", &kl), *dk = vec("data_key", &dkl);
+	uint8_t *msg = mt_test_mtp1_hex("message", &ml),
+	        *seed = mt_test_mtp1_hex("ldev_ed25519_seed", &sl);
+	uint8_t *kid = mt_test_mtp1_hex("ldev_ed25519_kid", &kl),
+	        *dk = mt_test_mtp1_hex("data_key", &dkl);
 	struct mt_key *k = NULL;
 	uint8_t out[512], pkt[600], back[600], iv[12] = {9, 8, 7};
 	struct mt_aead *a = NULL;
@@ -336,7 +287,7 @@ static void test_es256_roundtrip(void **state)
 	assert_int_equal(mt_cose_sign1_sign(k, MT_COSE_ALG_ES256, kid, sizeof kid, payload,
 	                                    sizeof payload, ext, sizeof ext, out, sizeof out, &n),
 	                 MT_OK);
-	wl = hx("d2 84 43 a10126 a1 04 48 0102030405060708 48", want, sizeof want);
+	wl = mt_test_unhex("d2 84 43 a10126 a1 04 48 0102030405060708 48", want, sizeof want);
 	assert_memory_equal(out, want, wl);
 	assert_int_equal(n, wl + sizeof payload + 2 + 64);
 	assert_int_equal(mt_cose_sign1_decode(out, n, true, &s), MT_OK);
@@ -356,7 +307,7 @@ static void test_es256_roundtrip(void **state)
 	assert_int_equal(mt_cose_sign1_sign(k, MT_COSE_ALG_ES256, NULL, 0, payload, sizeof payload,
 	                                    NULL, 0, out, sizeof out, &n),
 	                 MT_OK);
-	wl = hx("d2 84 43 a10126 a0 48", want, sizeof want);
+	wl = mt_test_unhex("d2 84 43 a10126 a0 48", want, sizeof want);
 	assert_memory_equal(out, want, wl);
 	assert_int_equal(mt_cose_sign1_decode(out, n, true, &s), MT_OK);
 	assert_null(s.uh.kid);
@@ -472,7 +423,7 @@ static void test_sign1_decode_refusals(void **state)
 		const struct dcase *c = &mt_sign1_cases[i];
 		uint8_t buf[128];
 		struct mt_cose_sign1 s;
-		size_t n = hx(c->hex, buf, sizeof buf);
+		size_t n = mt_test_unhex(c->hex, buf, sizeof buf);
 		enum mt_err e = mt_cose_sign1_decode(buf, n, c->require_tag, &s);
 		if (e != c->want) {
 			printf("sign1 case %zu (%s): got %d %s, want %d\n", i, c->hex, e,
@@ -493,7 +444,7 @@ static void test_sign1_decoded_fields(void **state)
 	size_t n;
 
 	/* protected h'a0' counts as empty (RFC 9052 §3) */
-	n = hx("d2 84 41a0 a20126044231 31 4474657374 42abcd", buf, sizeof buf);
+	n = mt_test_unhex("d2 84 41a0 a20126044231 31 4474657374 42abcd", buf, sizeof buf);
 	assert_int_equal(mt_cose_sign1_decode(buf, n, true, &s), MT_OK);
 	assert_int_equal(s.prot_len, 0);
 	assert_false(s.ph.has_alg);
@@ -506,11 +457,11 @@ static void test_sign1_decoded_fields(void **state)
 	assert_int_equal(s.sig_len, 2);
 
 	/* x5chain: one bstr, or an array of them; the encoded item is returned */
-	n = hx("d2 84 43a10126 a1 1821 42aabb 4474657374 42abcd", buf, sizeof buf);
+	n = mt_test_unhex("d2 84 43a10126 a1 1821 42aabb 4474657374 42abcd", buf, sizeof buf);
 	assert_int_equal(mt_cose_sign1_decode(buf, n, true, &s), MT_OK);
 	assert_int_equal(s.uh.x5chain_len, 3);
 	assert_memory_equal(s.uh.x5chain, "\x42\xaa\xbb", 3);
-	n = hx("d2 84 43a10126 a1 1821 8241aa41bb 4474657374 42abcd", buf, sizeof buf);
+	n = mt_test_unhex("d2 84 43a10126 a1 1821 8241aa41bb 4474657374 42abcd", buf, sizeof buf);
 	assert_int_equal(mt_cose_sign1_decode(buf, n, true, &s), MT_OK);
 	assert_int_equal(s.uh.x5chain_len, 5);
 	assert_memory_equal(s.uh.x5chain, "\x82\x41\xaa\x41\xbb", 5);
@@ -521,17 +472,18 @@ static void test_sign1_decoded_fields(void **state)
 	struct mt_key *k = NULL;
 	memset(d, 0x33, sizeof d);
 	assert_int_equal(mt_key_import_raw(MT_KEY_P256, MT_KEY_ROLE_SIGN, d, 32, &k), MT_OK);
-	n = hx("d2 84 43a10126 a0 f6 42abcd", buf, sizeof buf);
+	n = mt_test_unhex("d2 84 43a10126 a0 f6 42abcd", buf, sizeof buf);
 	assert_int_equal(mt_cose_sign1_decode(buf, n, true, &s), MT_OK);
 	assert_null(s.payload);
 	assert_int_equal(mt_cose_sign1_verify(&s, mt_key_public(k), NULL, 0), MT_ERR_COSE_FORMAT);
-	n = hx("d2 84 40 a0 4474657374 42abcd", buf, sizeof buf);
+	n = mt_test_unhex("d2 84 40 a0 4474657374 42abcd", buf, sizeof buf);
 	assert_int_equal(mt_cose_sign1_decode(buf, n, true, &s), MT_OK);
 	assert_int_equal(mt_cose_sign1_verify(&s, mt_key_public(k), NULL, 0), MT_ERR_COSE_ALG);
-	n = hx("d2 84 44a1013822 a0 4474657374 42abcd", buf, sizeof buf); /* ES384 */
+	n = mt_test_unhex("d2 84 44a1013822 a0 4474657374 42abcd", buf, sizeof buf); /* ES384 */
 	assert_int_equal(mt_cose_sign1_decode(buf, n, true, &s), MT_OK);
 	assert_int_equal(mt_cose_sign1_verify(&s, mt_key_public(k), NULL, 0), MT_ERR_SIG_FORMAT);
-	n = hx("d2 84 45a1013903e6 a0 4474657374 42abcd", buf, sizeof buf); /* alg -999 */
+	n = mt_test_unhex("d2 84 45a1013903e6 a0 4474657374 42abcd", buf,
+	                  sizeof buf); /* alg -999 */
 	assert_int_equal(mt_cose_sign1_decode(buf, n, true, &s), MT_OK);
 	assert_int_equal(mt_cose_sign1_verify(&s, mt_key_public(k), NULL, 0), MT_ERR_COSE_ALG);
 	mt_key_free(k);
@@ -555,7 +507,8 @@ static void test_encrypt0(void **state)
 	                                          sizeof pt, NULL, 0, pkt, sizeof pkt, &n),
 	                 MT_OK);
 	uint8_t want[32];
-	size_t wl = hx("d0 83 43 a10101 a1 05 4c 242424242424242424242424 56", want, sizeof want);
+	size_t wl = mt_test_unhex("d0 83 43 a10101 a1 05 4c 242424242424242424242424 56", want,
+	                          sizeof want);
 	assert_memory_equal(pkt, want, wl);
 	assert_int_equal(n, wl + sizeof pt + 16);
 	assert_int_equal(mt_cose_encrypt0_decode(pkt, n, true, &e), MT_OK);
@@ -597,7 +550,7 @@ static void test_encrypt0(void **state)
 	                 MT_ERR_AEAD_TAG);
 	/* The protected bucket is authenticated: A128GCM → the same alg written
 	 * in the unprotected bucket instead fails the tag. */
-	n = hx("d0 83 40 a2 0101 054c 242424242424242424242424", buf, sizeof buf);
+	n = mt_test_unhex("d0 83 40 a2 0101 054c 242424242424242424242424", buf, sizeof buf);
 	buf[n++] = 0x56;
 	memcpy(buf + n, pkt + wl, sizeof pt + 16);
 	n += sizeof pt + 16;
@@ -608,17 +561,18 @@ static void test_encrypt0(void **state)
 	                 MT_ERR_AEAD_TAG);
 
 	/* Decode refusals. */
-	n = hx("d0 83 43a10101 a2 054c 242424242424242424242424 06 4101 4100", buf, sizeof buf);
+	n = mt_test_unhex("d0 83 43a10101 a2 054c 242424242424242424242424 06 4101 4100", buf,
+	                  sizeof buf);
 	assert_int_equal(mt_cose_encrypt0_decode(buf, n, true, &t), MT_ERR_COSE_FORMAT);
-	n = hx("d2 83 43a10101 a0 4100", buf, sizeof buf);
+	n = mt_test_unhex("d2 83 43a10101 a0 4100", buf, sizeof buf);
 	assert_int_equal(mt_cose_encrypt0_decode(buf, n, false, &t), MT_ERR_CBOR_TAG);
-	n = hx("d0 84 43a10101 a0 4100 40", buf, sizeof buf);
+	n = mt_test_unhex("d0 84 43a10101 a0 4100 40", buf, sizeof buf);
 	assert_int_equal(mt_cose_encrypt0_decode(buf, n, false, &t), MT_ERR_COSE_FORMAT);
-	n = hx("83 43a10101 a0 4100", buf, sizeof buf);
+	n = mt_test_unhex("83 43a10101 a0 4100", buf, sizeof buf);
 	assert_int_equal(mt_cose_encrypt0_decode(buf, n, true, &t), MT_ERR_COSE_FORMAT);
 	assert_int_equal(mt_cose_encrypt0_decode(buf, n, false, &t), MT_OK);
 	assert_false(t.tagged);
-	n = hx("d0 83 43a10101 a0 f6", buf, sizeof buf);
+	n = mt_test_unhex("d0 83 43a10101 a0 f6", buf, sizeof buf);
 	assert_int_equal(mt_cose_encrypt0_decode(buf, n, false, &t), MT_ERR_COSE_FORMAT);
 	mt_aead_free(a);
 }
@@ -635,5 +589,5 @@ int main(void)
 		cmocka_unit_test(test_sign1_decoded_fields),
 		cmocka_unit_test(test_encrypt0),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, mt_test_mtp1_setup, mt_test_mtp1_teardown);
 }

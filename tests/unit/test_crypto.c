@@ -47,46 +47,7 @@
 #include "medtrust/mt_crypto.h"
 #include "medtrust/mt_keystore.h"
 #include "mt_testjson.h"
-
-static json_t *mt_vec; /* mtp1/vectors.json, or NULL */
-
-static int setup(void **state)
-{
-	(void)state;
-	mt_vec = mt_test_load_json("mtp1/vectors.json");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	json_decref(mt_vec);
-	return 0;
-}
-
-static uint8_t *vec(const char *name, size_t *len)
-{
-	return mt_test_json_hex(mt_vec, name, len);
-}
-
-#define NEED_VECTORS()                                                                   \
-	do {                                                                             \
-		if (mt_vec == NULL) {                                                    \
-			printf("mtp1/vectors.json absent: skipped\n");                   \
-			skip();                                                          \
-		}                                                                        \
-	} while (0)
-
-static size_t hex(const char *s, uint8_t *out, size_t cap)
-{
-	uint8_t *b;
-	size_t n;
-	assert_int_equal(mt_test_hex(s, &b, &n), 0);
-	assert_true(n <= cap);
-	memcpy(out, b, n);
-	free(b);
-	return n;
-}
+#include "mt_testutil.h"
 
 /* The group order n of a curve, from OpenSSL, left-padded to `len` bytes. */
 static void order_of(int nid, uint8_t *out, size_t len)
@@ -121,11 +82,14 @@ static EVP_PKEY *keygen(const char *type, const char *group)
 static void test_kid_vectors(void **state)
 {
 	(void)state;
-	NEED_VECTORS();
+	MT_TEST_NEED_MTP1();
 	size_t sl, kl, el, ekl, dl, seedl;
-	uint8_t *spki = vec("ldev_p256_spki", &sl), *kid = vec("ldev_p256_kid", &kl);
-	uint8_t *espki = vec("ldev_ed25519_spki", &el), *ekid = vec("ldev_ed25519_kid", &ekl);
-	uint8_t *d = vec("ldev_p256_d", &dl), *seed = vec("ldev_ed25519_seed", &seedl);
+	uint8_t *spki = mt_test_mtp1_hex("ldev_p256_spki", &sl),
+	        *kid = mt_test_mtp1_hex("ldev_p256_kid", &kl);
+	uint8_t *espki = mt_test_mtp1_hex("ldev_ed25519_spki", &el),
+	        *ekid = mt_test_mtp1_hex("ldev_ed25519_kid", &ekl);
+	uint8_t *d = mt_test_mtp1_hex("ldev_p256_d", &dl),
+	        *seed = mt_test_mtp1_hex("ldev_ed25519_seed", &seedl);
 	uint8_t k[MT_KID_LEN], out[MT_SPKI_MAX], comp[MT_SPKI_MAX];
 	size_t ol;
 	struct mt_pubkey *pk = NULL;
@@ -149,7 +113,7 @@ static void test_kid_vectors(void **state)
 	mt_pubkey_free(pk);
 
 	/* A compressed-point SPKI has the same kid (normalised first). */
-	size_t cl = hex("3039301306072a8648ce3d020106082a8648ce3d030107032200", comp,
+	size_t cl = mt_test_unhex("3039301306072a8648ce3d020106082a8648ce3d030107032200", comp,
 	                sizeof comp);
 	comp[cl] = (uint8_t)(0x02 | (spki[sl - 1] & 1));
 	memcpy(comp + cl + 1, spki + 27, 32);
@@ -198,20 +162,24 @@ static void test_kid_vectors(void **state)
 static void test_data_key_vectors(void **state)
 {
 	(void)state;
-	NEED_VECTORS();
+	MT_TEST_NEED_MTP1();
 	size_t l1, l2, l3, l4, l5, l6, l7, l8;
-	uint8_t *hub_d = vec("hub_kx_d", &l1), *hub_spki = vec("hub_kx_spki", &l2);
-	uint8_t *dev_d = vec("dev_kx_d", &l3), *dev_spki = vec("dev_kx_spki", &l4);
-	uint8_t *ecdh_x = vec("ecdh_x", &l5), *info = vec("hkdf_info_data", &l6);
-	uint8_t *data_key = vec("data_key", &l7), *receipt_key = vec("receipt_key", &l8);
+	uint8_t *hub_d = mt_test_mtp1_hex("hub_kx_d", &l1),
+	        *hub_spki = mt_test_mtp1_hex("hub_kx_spki", &l2);
+	uint8_t *dev_d = mt_test_mtp1_hex("dev_kx_d", &l3),
+	        *dev_spki = mt_test_mtp1_hex("dev_kx_spki", &l4);
+	uint8_t *ecdh_x = mt_test_mtp1_hex("ecdh_x", &l5),
+	        *info = mt_test_mtp1_hex("hkdf_info_data", &l6);
+	uint8_t *data_key = mt_test_mtp1_hex("data_key", &l7),
+	        *receipt_key = mt_test_mtp1_hex("receipt_key", &l8);
 	const uint8_t salt[4] = {0x00, 0x00, 0x00, 0x07}; /* epoch 7, big-endian */
-	const char *dev = mt_test_json_str(mt_vec, "device_id");
+	const char *dev = mt_test_json_str(mt_test_mtp1, "device_id");
 	uint8_t x[32], k[32], rinfo[64];
 	struct mt_pubkey *hub_pub = NULL, *dev_pub = NULL;
 	struct mt_key *hub = NULL, *devk = NULL;
 
 	assert_non_null(dev);
-	assert_int_equal(json_integer_value(json_object_get(mt_vec, "epoch")), 7);
+	assert_int_equal(json_integer_value(json_object_get(mt_test_mtp1, "epoch")), 7);
 	assert_int_equal(mt_pubkey_from_spki(hub_spki, l2, &hub_pub), MT_OK);
 	assert_int_equal(mt_pubkey_from_spki(dev_spki, l4, &dev_pub), MT_OK);
 
@@ -295,8 +263,10 @@ static void test_hkdf_limits(void **state)
 	/* RFC 5869 A.3: empty salt and info. */
 	uint8_t ikm3[22], okm3[42];
 	memset(ikm3, 0x0b, sizeof ikm3);
-	hex("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8",
-	    okm3, sizeof okm3);
+	mt_test_unhex_exact(
+	        "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4"
+	        "b61a96c8",
+	        okm3, sizeof okm3);
 	assert_int_equal(mt_hkdf_sha256(ikm3, 22, NULL, 0, NULL, 0, out, 42), MT_OK);
 	assert_memory_equal(out, okm3, 42);
 }
@@ -360,7 +330,8 @@ static void test_es256_range(void **state)
 	uint8_t sig[64], t[64], n[32], known_n[32];
 
 	order_of(NID_X9_62_prime256v1, n, 32);
-	hex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551", known_n, 32);
+	mt_test_unhex_exact("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551",
+	                    known_n, 32);
 	assert_memory_equal(n, known_n, 32);
 	assert_int_equal(mt_pubkey__from_evp(k, &pk), MT_OK);
 	assert_int_equal(mt_sign__evp(k, msg, sizeof msg, sig), MT_OK);
@@ -472,11 +443,14 @@ static void test_ed25519(void **state)
 	(void)state;
 	/* RFC 8032 §7.1, TEST 1 (empty message). */
 	uint8_t seed[32], pub[32], expect[64], sig[64], bad[64];
-	hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", seed, 32);
-	hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", pub, 32);
-	hex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc6"
-	    "1e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
-	    expect, 64);
+	mt_test_unhex_exact("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+	                    seed, 32);
+	mt_test_unhex_exact("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", pub,
+	                    32);
+	mt_test_unhex_exact(
+	        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc6"
+	        "1e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+	        expect, 64);
 	EVP_PKEY *k = EVP_PKEY_new_raw_private_key_ex(NULL, "ED25519", NULL, seed, 32);
 	struct mt_pubkey *pk = NULL, *pk2 = NULL;
 	assert_non_null(k);
@@ -615,10 +589,11 @@ static void test_pubkey_refusals(void **state)
 	uint8_t spki[91], t[100];
 	struct mt_pubkey *pk = NULL;
 
-	hex("3059301306072a8648ce3d020106082a8648ce3d03010703420004e643249c2d6e3adde9a434bd0c02"
-	    "8b3bc1be120d3a91ff27d35843485004b655854bf0e07bf58cbe5aeed504f128023c753a46342c78d7"
-	    "5aff3db9393330d52d",
-	    spki, sizeof spki);
+	mt_test_unhex_exact(
+	        "3059301306072a8648ce3d020106082a8648ce3d03010703420004e643249c2d6e3adde9a434bd0c02"
+	        "8b3bc1be120d3a91ff27d35843485004b655854bf0e07bf58cbe5aeed504f128023c753a46342c78d7"
+	        "5aff3db9393330d52d",
+	        spki, sizeof spki);
 	assert_int_equal(mt_pubkey_from_spki(spki, 91, &pk), MT_OK);
 	mt_pubkey_free(pk);
 	pk = NULL;
@@ -781,7 +756,8 @@ static void test_aead_known_answer(void **state)
 	(void)state;
 	struct mt_aead *a = NULL;
 	uint8_t key[32] = {0}, iv[12] = {0}, pt[16] = {0}, out[32], want[32];
-	hex("cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919", want, 32);
+	mt_test_unhex_exact("cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919",
+	                    want, 32);
 	assert_int_equal(mt_aead_new(&a), MT_OK);
 	assert_int_equal(mt_aead_seal(a, key, 32, iv, NULL, 0, pt, 16, out), MT_OK);
 	assert_memory_equal(out, want, 32);
@@ -808,10 +784,12 @@ static void test_misc(void **state)
 	assert_memory_equal(a, b, sizeof a);
 	mt_wipe(NULL, 0);
 
-	hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", want, 32);
+	mt_test_unhex_exact("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+	                    want, 32);
 	assert_int_equal(mt_sha256((const uint8_t *)"abc", 3, h), MT_OK);
 	assert_memory_equal(h, want, 32);
-	hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", want, 32);
+	mt_test_unhex_exact("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+	                    want, 32);
 	assert_int_equal(mt_sha256(NULL, 0, h), MT_OK);
 	assert_memory_equal(h, want, 32);
 }
@@ -827,5 +805,5 @@ int main(void)
 		cmocka_unit_test(test_pem),           cmocka_unit_test(test_aead),
 		cmocka_unit_test(test_aead_known_answer), cmocka_unit_test(test_misc),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, mt_test_mtp1_setup, mt_test_mtp1_teardown);
 }

@@ -34,6 +34,7 @@
 #include "medtrust/mt_crypto.h"
 #include "medtrust/mt_keystore.h"
 #include "mt_softhsm.h"
+#include "mt_testutil.h"
 
 #define PASS "correct horse battery staple"
 #define PIN "1234"
@@ -786,15 +787,6 @@ static void test_file_uri_forms(void **state)
 
 /* ---- raw import: published vectors ---------------------------------------- */
 
-static void hex(const char *h, uint8_t *out, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned v = 0;
-		assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
-		out[i] = (uint8_t)v;
-	}
-}
-
 static void raw_public(const struct mt_key *k, uint8_t *out, size_t n)
 {
 	uint8_t spki[MT_SPKI_MAX];
@@ -811,10 +803,13 @@ static void test_import_raw_p256_vector(void **state)
 	uint8_t d[33], want[65], got[65];
 	struct mt_key *k = NULL, *k2 = NULL;
 	d[0] = 0;
-	hex("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721", d + 1, 32);
+	mt_test_unhex_exact("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721",
+	                    d + 1, 32);
 	want[0] = 0x04;
-	hex("60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6", want + 1, 32);
-	hex("7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299", want + 33, 32);
+	mt_test_unhex_exact("60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6",
+	                    want + 1, 32);
+	mt_test_unhex_exact("7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299",
+	                    want + 33, 32);
 	assert_int_equal(mt_key_import_raw(MT_KEY_P256, MT_KEY_ROLE_SIGN, d + 1, 32, &k), MT_OK);
 	raw_public(k, got, 65);
 	assert_memory_equal(got, want, 65);
@@ -842,7 +837,8 @@ static void test_import_raw_p256_vector(void **state)
 	memset(bad, 0, sizeof(bad));
 	assert_int_equal(mt_key_import_raw(MT_KEY_P256, MT_KEY_ROLE_SIGN, bad, 32, &k2),
 	                 MT_ERR_KEY_FORMAT);
-	hex("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", bad, 32);
+	mt_test_unhex_exact("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", bad,
+	                    32);
 	assert_int_equal(mt_key_import_raw(MT_KEY_P256, MT_KEY_ROLE_SIGN, bad, 32, &k2),
 	                 MT_ERR_KEY_FORMAT);
 	memset(bad, 0xff, 32);
@@ -850,7 +846,8 @@ static void test_import_raw_p256_vector(void **state)
 	                 MT_ERR_KEY_FORMAT);
 	assert_null(k2);
 	/* n - 1 is the largest valid scalar. */
-	hex("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632550", bad, 32);
+	mt_test_unhex_exact("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632550", bad,
+	                    32);
 	assert_int_equal(mt_key_import_raw(MT_KEY_P256, MT_KEY_ROLE_DERIVE, bad, 32, &k2), MT_OK);
 	mt_key_free(k2);
 }
@@ -861,11 +858,14 @@ static void test_import_raw_ed25519_vector(void **state)
 	/* RFC 8032 §7.1, TEST 1 (empty message). */
 	uint8_t seed[32], pub[32], got[32], want_sig[64], sig[64];
 	struct mt_key *k = NULL;
-	hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", seed, 32);
-	hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", pub, 32);
-	hex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39"
-	    "701cf9b46bd25bf5f0595bbe24655141438e7a100b",
-	    want_sig, 64);
+	mt_test_unhex_exact("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+	                    seed, 32);
+	mt_test_unhex_exact("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", pub,
+	                    32);
+	mt_test_unhex_exact("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb882"
+	                    "1590a33bacc61e39"
+	                    "701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+	                    want_sig, 64);
 	assert_int_equal(mt_key_import_raw(MT_KEY_ED25519, MT_KEY_ROLE_SIGN, seed, 32, &k), MT_OK);
 	assert_int_equal(mt_key_type(k), MT_KEY_ED25519);
 	raw_public(k, got, 32);

@@ -37,6 +37,7 @@
 
 #include "medtrust/mt_cbor.h"
 #include "medtrust/mt_message.h"
+#include "mt_testutil.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -63,47 +64,6 @@
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static size_t hex(const char *s, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-	int hi = -1;
-	for (; *s; s++) {
-		int v = 0;
-		if (*s == ' ')
-			continue;
-		if (*s >= '0' && *s <= '9')
-			v = *s - '0';
-		else if (*s >= 'a' && *s <= 'f')
-			v = *s - 'a' + 10;
-		else
-			fail_msg("bad hex digit in test data: %s", s);
-		if (hi < 0) {
-			hi = v;
-		} else {
-			assert_true(n < cap);
-			out[n++] = (uint8_t)(hi << 4 | v);
-			hi = -1;
-		}
-	}
-	assert_int_equal(hi, -1);
-	return n;
-}
-
-static void print_hex(const char *label, const uint8_t *p, size_t n)
-{
-	static const char d[] = "0123456789abcdef";
-	char line[2 * 96 + 8];
-	size_t o = 0, shown = n < 96 ? n : 96;
-	for (size_t i = 0; i < shown; i++) {
-		line[o++] = d[p[i] >> 4];
-		line[o++] = d[p[i] & 15];
-	}
-	if (shown < n)
-		line[o++] = '.', line[o++] = '.', line[o++] = '.';
-	line[o] = '\0';
-	print_error("%s: %s (%zu bytes)\n", label, line, n);
-}
-
 static uint8_t buf[65536];
 static uint8_t buf2[65536];
 static struct mt_obs obs_buf[MT_OBS_MAX + 2];
@@ -119,7 +79,7 @@ static size_t expect_decode(const char *label, const uint8_t *p, size_t n, enum 
 		print_error("%s: want %d (%s), got %d (%s)%s%s\n", label, (int)want,
 		            mt_err_str(want), (int)got, mt_err_str(got), why ? ": " : "",
 		            why ? why : "");
-		print_hex("  input", p, n);
+		mt_test_print_hex("  input", p, n);
 		return 1;
 	}
 	if (got != MT_OK && why == NULL) {
@@ -127,6 +87,23 @@ static size_t expect_decode(const char *label, const uint8_t *p, size_t n, enum 
 		return 1;
 	}
 	return 0;
+}
+
+/* `prefix` and `tail` joined as hex, checked to be strict CBOR (so that a
+ * refusal is the schema's) and then expect_decode()d.  Returns 1 on a
+ * mismatch, like expect_decode(). */
+static size_t expect_decode_hex(const char *label, const char *prefix, const char *tail,
+                                enum mt_err want)
+{
+	char h[256];
+	uint8_t in[128];
+	assert_true((size_t)snprintf(h, sizeof(h), "%s %s", prefix, tail) < sizeof(h));
+	size_t n = mt_test_unhex(h, in, sizeof(in));
+	if (mt_cbor_validate(in, n, NULL, 0) != MT_OK) {
+		print_error("%s: test input is not strict CBOR\n", label);
+		return 1;
+	}
+	return expect_decode(label, in, n, want);
 }
 
 /* Raw builders (mt_cbor_enc) for messages the encoder would refuse. */
@@ -218,6 +195,9 @@ static size_t build(uint64_t typ, unsigned common, unsigned groups)
 }
 
 #define COMMON ((1u << 1) | (1u << 2) | (1u << 3) | (1u << 4))
+/* What put_common(e, 5, typ) writes, as hex, up to typ's value:
+ * {1: "dev-1", 2: 42, 3: 1700000000000, 4: ... */
+#define HEX_COMMON_42 "a5 01 656465762d31 02 182a 03 1b0000018bcfe56800 04"
 
 static size_t finish(struct mt_cbor_enc *e)
 {
@@ -236,6 +216,15 @@ static void init_msg(struct mt_message *m, uint64_t typ)
 	m->ctr = 42;
 	m->ts = UINT64_C(1700000000000);
 	m->typ = typ;
+}
+
+/* A vitals message (init_msg) carrying the n observations at o. */
+static void init_vitals(struct mt_message *m, struct mt_obs *o, size_t n)
+{
+	init_msg(m, MT_TYP_VITALS);
+	m->has = MT_MSG_OBS;
+	m->obs = o;
+	m->n_obs = n;
 }
 
 static void scalar(struct mt_obs *o, int64_t t, uint32_t code, uint32_t unit)
@@ -344,7 +333,7 @@ static void round_trip(const struct mt_message *m)
 	assert_int_equal(mt_cbor_validate(buf, len, NULL, 0), MT_OK);
 	enum mt_err e = mt_message_decode(buf, len, &back, obs_buf, MT_OBS_MAX, &why);
 	if (e != MT_OK) {
-		print_hex("encoded", buf, len);
+		mt_test_print_hex("encoded", buf, len);
 		fail_msg("decode refused its own encoding: %s", why ? why : "?");
 	}
 	assert_msg_equal(&back, m);
@@ -368,7 +357,7 @@ static void test_vector_message(void **state)
 {
 	(void)state;
 	uint8_t in[256];
-	size_t n = hex(vec_message, in, sizeof(in)), len;
+	size_t n = mt_test_unhex(vec_message, in, sizeof(in)), len;
 	struct mt_message m;
 	const char *why = NULL;
 	assert_int_equal(mt_message_decode(in, n, &m, obs_buf, MT_OBS_MAX, &why), MT_OK);
@@ -409,7 +398,7 @@ static void test_vector_alert_message(void **state)
 {
 	(void)state;
 	uint8_t in[256];
-	size_t n = hex(vec_alert, in, sizeof(in)), len;
+	size_t n = mt_test_unhex(vec_alert, in, sizeof(in)), len;
 	struct mt_message m;
 	const char *why = NULL;
 	assert_int_equal(mt_message_decode(in, n, &m, obs_buf, MT_OBS_MAX, &why), MT_OK);
@@ -434,10 +423,7 @@ static void test_round_trip_vitals(void **state)
 	(void)state;
 	struct mt_message m;
 	struct mt_obs o[5];
-	init_msg(&m, MT_TYP_VITALS);
-	m.has = MT_MSG_OBS;
-	m.obs = o;
-	m.n_obs = 5;
+	init_vitals(&m, o, 5);
 	scalar(&o[0], 0, HR, U_BPM);
 	mt_num_set_int(&o[0].value, 72);
 	scalar(&o[1], -1000, TEMP, U_DEGC);
@@ -473,10 +459,7 @@ static void test_round_trip_waveform(void **state)
 	struct mt_message m;
 	struct mt_obs o[2];
 	assert_int_equal(mt_waveform_encode(samples, N(samples), sb, sizeof(sb), &sl), MT_OK);
-	init_msg(&m, MT_TYP_VITALS);
-	m.has = MT_MSG_OBS;
-	m.obs = o;
-	m.n_obs = 2;
+	init_vitals(&m, o, 2);
 	memset(&o[0], 0, sizeof(o[0]));
 	o[0].waveform = true;
 	mt_num_set_int(&o[0].t, -4000);
@@ -504,7 +487,7 @@ static void test_round_trip_waveform(void **state)
 	for (size_t i = 0; i + sizeof(tail) <= len; i++)
 		found = found || memcmp(buf + i, tail, sizeof(tail)) == 0;
 	if (!found) {
-		print_hex("encoded", buf, len);
+		mt_test_print_hex("encoded", buf, len);
 		fail_msg("waveform not encoded as [t, code, unit, period_us, scale, samples]");
 	}
 }
@@ -664,10 +647,7 @@ static void test_typ_table_encoder(void **state)
 	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_ERR_PKT_MESSAGE);
 
 	/* MT_ERR_BUFFER when the output is too small, OK at the exact size */
-	init_msg(&m, MT_TYP_VITALS);
-	m.has = MT_MSG_OBS;
-	m.obs = o;
-	m.n_obs = 1;
+	init_vitals(&m, o, 1);
 	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_OK);
 	size_t exact = len;
 	assert_int_equal(mt_message_encode(&m, buf, exact, &len), MT_OK);
@@ -726,95 +706,22 @@ static void test_unknown_top_level_keys(void **state)
 static void test_unknown_nested_keys(void **state)
 {
 	(void)state;
-	struct mt_cbor_enc e;
-	size_t len, bad = 0;
-
-	/* st {1: 50, 6: 1} and {0: 1, 1: 50} */
-	for (int v = 0; v < 2; v++) {
-		mt_cbor_enc_init(&e, buf, sizeof(buf));
-		put_common(&e, 5, 3);
-		mt_cbor_put_uint(&e, 6);
-		mt_cbor_put_map(&e, 2);
-		if (v == 1) {
-			mt_cbor_put_uint(&e, 0);
-			mt_cbor_put_uint(&e, 1);
-		}
-		mt_cbor_put_uint(&e, 1);
-		mt_cbor_put_uint(&e, 50);
-		if (v == 0) {
-			mt_cbor_put_uint(&e, 6);
-			mt_cbor_put_uint(&e, 1);
-		}
-		len = finish(&e);
-		bad += expect_decode(v ? "st key 0" : "st key 6", buf, len, MT_ERR_PKT_MESSAGE);
-	}
-	/* st {1: 50, "fw": "x"} */
-	mt_cbor_enc_init(&e, buf, sizeof(buf));
-	put_common(&e, 5, 3);
-	mt_cbor_put_uint(&e, 6);
-	mt_cbor_put_map(&e, 2);
-	mt_cbor_put_uint(&e, 1);
-	mt_cbor_put_uint(&e, 50);
-	mt_cbor_put_tstr(&e, "fw", 2);
-	mt_cbor_put_tstr(&e, "x", 1);
-	len = finish(&e);
-	bad += expect_decode("st key \"fw\"", buf, len, MT_ERR_PKT_MESSAGE);
-
-	/* ack {1: 7, 2: 0, 4: "x"} */
-	mt_cbor_enc_init(&e, buf, sizeof(buf));
-	put_common(&e, 5, 4);
-	mt_cbor_put_uint(&e, 7);
-	mt_cbor_put_map(&e, 3);
-	mt_cbor_put_uint(&e, 1);
-	mt_cbor_put_uint(&e, 7);
-	mt_cbor_put_uint(&e, 2);
-	mt_cbor_put_uint(&e, 0);
-	mt_cbor_put_uint(&e, 4);
-	mt_cbor_put_tstr(&e, "x", 1);
-	len = finish(&e);
-	bad += expect_decode("ack key 4", buf, len, MT_ERR_PKT_MESSAGE);
-
-	/* ack {1: 7, 2: 0, -1: 0} */
-	mt_cbor_enc_init(&e, buf, sizeof(buf));
-	put_common(&e, 5, 4);
-	mt_cbor_put_uint(&e, 7);
-	mt_cbor_put_map(&e, 3);
-	mt_cbor_put_uint(&e, 1);
-	mt_cbor_put_uint(&e, 7);
-	mt_cbor_put_uint(&e, 2);
-	mt_cbor_put_uint(&e, 0);
-	mt_cbor_put_int(&e, -1);
-	mt_cbor_put_uint(&e, 0);
-	len = finish(&e);
-	bad += expect_decode("ack key -1", buf, len, MT_ERR_PKT_MESSAGE);
-
-	/* alrt {1: 1001, 2: 3, 4: 0} */
-	mt_cbor_enc_init(&e, buf, sizeof(buf));
-	put_common(&e, 5, 2);
-	mt_cbor_put_uint(&e, 8);
-	mt_cbor_put_map(&e, 3);
-	mt_cbor_put_uint(&e, 1);
-	mt_cbor_put_uint(&e, 1001);
-	mt_cbor_put_uint(&e, 2);
-	mt_cbor_put_uint(&e, 3);
-	mt_cbor_put_uint(&e, 4);
-	mt_cbor_put_uint(&e, 0);
-	len = finish(&e);
-	bad += expect_decode("alrt key 4", buf, len, MT_ERR_PKT_MESSAGE);
-
-	/* alrt {0: 0, 1: 1001, 2: 3} */
-	mt_cbor_enc_init(&e, buf, sizeof(buf));
-	put_common(&e, 5, 2);
-	mt_cbor_put_uint(&e, 8);
-	mt_cbor_put_map(&e, 3);
-	mt_cbor_put_uint(&e, 0);
-	mt_cbor_put_uint(&e, 0);
-	mt_cbor_put_uint(&e, 1);
-	mt_cbor_put_uint(&e, 1001);
-	mt_cbor_put_uint(&e, 2);
-	mt_cbor_put_uint(&e, 3);
-	len = finish(&e);
-	bad += expect_decode("alrt key 0", buf, len, MT_ERR_PKT_MESSAGE);
+	/* <typ> <group key> <group map>, after the common keys as put_common()
+	 * writes them */
+	static const struct {
+		const char *label, *tail;
+	} c[] = {
+	        {"st key 6", "03 06 a2 01 1832 06 01"},            /* {1: 50, 6: 1} */
+	        {"st key 0", "03 06 a2 00 01 01 1832"},            /* {0: 1, 1: 50} */
+	        {"st key \"fw\"", "03 06 a2 01 1832 626677 6178"}, /* {1: 50, "fw": "x"} */
+	        {"ack key 4", "04 07 a3 01 07 02 00 04 6178"},     /* {1: 7, 2: 0, 4: "x"} */
+	        {"ack key -1", "04 07 a3 01 07 02 00 20 00"},      /* {1: 7, 2: 0, -1: 0} */
+	        {"alrt key 4", "02 08 a3 01 1903e9 02 03 04 00"},  /* {1: 1001, 2: 3, 4: 0} */
+	        {"alrt key 0", "02 08 a3 00 00 01 1903e9 02 03"},  /* {0: 0, 1: 1001, 2: 3} */
+	};
+	size_t bad = 0;
+	for (size_t i = 0; i < N(c); i++)
+		bad += expect_decode_hex(c[i].label, HEX_COMMON_42, c[i].tail, MT_ERR_PKT_MESSAGE);
 	assert_int_equal(bad, 0);
 }
 
@@ -890,10 +797,7 @@ static void test_device_id(void **state)
 	/* the encoder refuses what the decoder refuses */
 	struct mt_obs o[1];
 	scalar(&o[0], 0, SPO2, U_PCT);
-	init_msg(&m, MT_TYP_VITALS);
-	m.has = MT_MSG_OBS;
-	m.obs = o;
-	m.n_obs = 1;
+	init_vitals(&m, o, 1);
 	memcpy(m.dev, ".abc", 5);
 	m.dev_len = 4;
 	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_ERR_PKT_MESSAGE);
@@ -944,24 +848,24 @@ static void test_counter_and_timestamp_bounds(void **state)
 
 	/* negative or non-integer counters and timestamps */
 	uint8_t in[64];
-	size_t n = hex("a5 01 65646576 2d31 02 20 03 01 04 01 05 81 84 00 1a00024bb8 1861 1a00040220",
-	               in, sizeof(in));
+	size_t n = mt_test_unhex(
+	        "a5 01 65646576 2d31 02 20 03 01 04 01 05 81 84 00 1a00024bb8 1861 1a00040220", in,
+	        sizeof(in));
 	assert_int_equal(expect_decode("ctr -1", in, n, MT_ERR_PKT_MESSAGE), 0);
-	n = hex("a5 01 65646576 2d31 02 f93c00 03 01 04 01 05 81 84 00 1a00024bb8 1861 1a00040220",
+	n = mt_test_unhex(
+	        "a5 01 65646576 2d31 02 f93c00 03 01 04 01 05 81 84 00 1a00024bb8 1861 1a00040220",
 	        in, sizeof(in));
 	assert_int_equal(expect_decode("ctr 1.0", in, n, MT_ERR_PKT_MESSAGE), 0);
-	n = hex("a5 01 65646576 2d31 02 01 03 01 04 01 05 81 84 00 1a00024bb8 1861 1a00040220",
-	        in, sizeof(in));
+	n = mt_test_unhex(
+	        "a5 01 65646576 2d31 02 01 03 01 04 01 05 81 84 00 1a00024bb8 1861 1a00040220", in,
+	        sizeof(in));
 	assert_int_equal(expect_decode("baseline", in, n, MT_OK), 0);
 
 	/* the encoder holds the same bounds */
 	struct mt_message m;
 	struct mt_obs o[1];
 	scalar(&o[0], 0, SPO2, U_PCT);
-	init_msg(&m, MT_TYP_VITALS);
-	m.has = MT_MSG_OBS;
-	m.obs = o;
-	m.n_obs = 1;
+	init_vitals(&m, o, 1);
 	m.ctr = c63;
 	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_ERR_PKT_MESSAGE);
 	m.ctr = c63 - 1;
@@ -1106,10 +1010,7 @@ static void test_observation_count(void **state)
 		scalar(&o[i], 0, SPO2, U_PCT);
 		mt_num_set_int(&o[i].value, 97);
 	}
-	init_msg(&m, MT_TYP_VITALS);
-	m.has = MT_MSG_OBS;
-	m.obs = o;
-	m.n_obs = 1024;
+	init_vitals(&m, o, 1024);
 	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_OK);
 	m.n_obs = 1025;
 	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_ERR_PKT_MESSAGE);
@@ -1172,24 +1073,15 @@ static void test_observation_fields(void **state)
 		{"waveform t positive", "86 01 1a00020102 1a000410b2 190fa0 01 4102", MT_ERR_PKT_MESSAGE},
 		{"waveform period -1", "86 00 1a00020102 1a000410b2 20 01 4102", MT_ERR_PKT_MESSAGE},
 	};
-	for (size_t i = 0; i < N(c); i++) {
-		char h[256];
-		uint8_t in[128];
-		snprintf(h, sizeof(h), "a5 01 656465762d31 02 01 03 01 04 01 05 81 %s", c[i].obs);
-		size_t n = hex(h, in, sizeof(in));
-		if (mt_cbor_validate(in, n, NULL, 0) != MT_OK) {
-			print_error("%s: test input is not strict CBOR\n", c[i].label);
-			bad++;
-			continue;
-		}
-		bad += expect_decode(c[i].label, in, n, c[i].want);
-	}
+	for (size_t i = 0; i < N(c); i++)
+		bad += expect_decode_hex(c[i].label, "a5 01 656465762d31 02 01 03 01 04 01 05 81",
+		                         c[i].obs, c[i].want);
 	assert_int_equal(bad, 0);
 
 	/* decoded waveform fields */
 	uint8_t in[64];
 	struct mt_message m;
-	size_t n = hex("a5 01 656465762d31 02 01 03 01 04 01 05 81 "
+	size_t n = mt_test_unhex("a5 01 656465762d31 02 01 03 01 04 01 05 81 "
 	               "86 39 0f9f 1a00020102 1a000410b2 190fa0 fb3f747ae147ae147b 49 02018001ff01c09b0c",
 	               in, sizeof(in));
 	assert_int_equal(mt_message_decode(in, n, &m, obs_buf, MT_OBS_MAX, NULL), MT_OK);
@@ -1219,10 +1111,7 @@ static void test_observation_fields(void **state)
 	/* the encoder refuses a positive t, places above 6 and a NaN value */
 	struct mt_obs o[1];
 	scalar(&o[0], 1, SPO2, U_PCT);
-	init_msg(&w, MT_TYP_VITALS);
-	w.has = MT_MSG_OBS;
-	w.obs = o;
-	w.n_obs = 1;
+	init_vitals(&w, o, 1);
 	assert_int_equal(mt_message_encode(&w, buf, sizeof(buf), &len2), MT_ERR_PKT_MESSAGE);
 	mt_num_set_int(&o[0].t, 0);
 	o[0].has_places = true;
@@ -1289,7 +1178,7 @@ static void test_int_fields_beyond_int64(void **state)
 		struct mt_message m;
 		size_t n, len;
 		snprintf(h, sizeof(h), "a5 01 656465762d31 02 01 03 01 04 %s", c[i].tail);
-		n = hex(h, in, sizeof(in));
+		n = mt_test_unhex(h, in, sizeof(in));
 		if (mt_cbor_validate(in, n, NULL, 0) != MT_OK) {
 			print_error("%s: test input is not strict CBOR\n", c[i].label);
 			bad++;
@@ -1309,8 +1198,8 @@ static void test_int_fields_beyond_int64(void **state)
 		assert_int_equal(mt_message_encode(&m, out, sizeof(out), &len), MT_OK);
 		if (len != n || memcmp(out, in, n) != 0) {
 			print_error("%s: re-encoding differs\n", c[i].label);
-			print_hex("  in ", in, n);
-			print_hex("  out", out, len);
+			mt_test_print_hex("  in ", in, n);
+			mt_test_print_hex("  out", out, len);
 			bad++;
 		}
 	}
@@ -1319,10 +1208,7 @@ static void test_int_fields_beyond_int64(void **state)
 	/* built with the helpers: encode, decode, re-encode */
 	struct mt_message m;
 	struct mt_obs o[2];
-	init_msg(&m, MT_TYP_VITALS);
-	m.has = MT_MSG_OBS;
-	m.obs = o;
-	m.n_obs = 1;
+	init_vitals(&m, o, 1);
 	scalar(&o[0], 0, HR, U_BPM);
 	mt_num_set_negint(&o[0].t, UINT64_MAX); /* −2^64 */
 	round_trip(&m);
@@ -1340,10 +1226,7 @@ static void test_int_fields_beyond_int64(void **state)
 
 	/* the encoder refuses t > 0, a float t and a float rssi */
 	size_t len;
-	init_msg(&m, MT_TYP_VITALS);
-	m.has = MT_MSG_OBS;
-	m.obs = o;
-	m.n_obs = 1;
+	init_vitals(&m, o, 1);
 	scalar(&o[0], 0, HR, U_BPM);
 	mt_num_set_uint(&o[0].t, 1);
 	assert_int_equal(mt_message_encode(&m, buf, sizeof(buf), &len), MT_ERR_PKT_MESSAGE);
@@ -1408,18 +1291,9 @@ static void test_groups(void **state)
 		{"alrt not a map", "02 08 82 01 01", MT_ERR_PKT_MESSAGE},
 	};
 	size_t bad = 0;
-	for (size_t i = 0; i < N(c); i++) {
-		char h[256];
-		uint8_t in[128];
-		snprintf(h, sizeof(h), "a5 01 656465762d31 02 01 03 01 04 %s", c[i].tail);
-		size_t n = hex(h, in, sizeof(in));
-		if (mt_cbor_validate(in, n, NULL, 0) != MT_OK) {
-			print_error("%s: test input is not strict CBOR\n", c[i].label);
-			bad++;
-			continue;
-		}
-		bad += expect_decode(c[i].label, in, n, c[i].want);
-	}
+	for (size_t i = 0; i < N(c); i++)
+		bad += expect_decode_hex(c[i].label, "a5 01 656465762d31 02 01 03 01 04", c[i].tail,
+		                         c[i].want);
 	assert_int_equal(bad, 0);
 
 	/* the encoder: battery 101, empty status, prio 0 and 4 */
@@ -1466,7 +1340,7 @@ static void test_not_a_message(void **state)
 	size_t bad = 0;
 	for (size_t i = 0; i < N(c); i++) {
 		uint8_t in[128];
-		size_t n = hex(c[i].hex, in, sizeof(in));
+		size_t n = mt_test_unhex(c[i].hex, in, sizeof(in));
 		bad += expect_decode(c[i].label, in, n, MT_ERR_PKT_MESSAGE);
 	}
 	uint8_t z = 0;
@@ -1481,10 +1355,7 @@ static enum mt_err plausible_one(uint32_t code, uint32_t unit, const struct mt_n
 	struct mt_message m;
 	struct mt_obs o[1];
 	const char *why = NULL;
-	init_msg(&m, MT_TYP_VITALS);
-	m.has = MT_MSG_OBS;
-	m.obs = o;
-	m.n_obs = 1;
+	init_vitals(&m, o, 1);
 	scalar(&o[0], 0, code, unit);
 	o[0].value = *v;
 	enum mt_err e = mt_message_plausible(&m, &why);
@@ -1605,10 +1476,7 @@ static void test_plausible_codes_and_units(void **state)
 	struct mt_message m;
 	struct mt_obs o[2];
 	const char *why = NULL;
-	init_msg(&m, MT_TYP_VITALS);
-	m.has = MT_MSG_OBS;
-	m.obs = o;
-	m.n_obs = 1;
+	init_vitals(&m, o, 1);
 	memset(&o[0], 0, sizeof(o[0]));
 	o[0].waveform = true;
 	o[0].code = ECG_II;
@@ -1643,8 +1511,9 @@ static void test_plausible_codes_and_units(void **state)
 
 	/* implausible is a later stage than the schema: the message decodes */
 	uint8_t in[64];
-	size_t n = hex("a5 01 656465762d31 02 01 03 01 04 01 05 81 84 00 1a00024182 19 2710 1a00040aa0",
-	               in, sizeof(in)); /* heart rate 10000 */
+	size_t n = mt_test_unhex(
+	        "a5 01 656465762d31 02 01 03 01 04 01 05 81 84 00 1a00024182 19 2710 1a00040aa0",
+	        in, sizeof(in)); /* heart rate 10000 */
 	struct mt_message d;
 	assert_int_equal(mt_message_decode(in, n, &d, obs_buf, MT_OBS_MAX, &why), MT_OK);
 	assert_int_equal(mt_message_plausible(&d, &why), MT_ERR_PKT_IMPLAUSIBLE);

@@ -104,12 +104,12 @@ static void derive_keys_match_vector(void **state)
 {
 	struct mt_tp *fx = *state;
 	uint8_t want[32], k[32], r[32];
-	mt_tp_hex(mt_tp_hex_ecdh_x, want, sizeof(want));
+	mt_test_unhex_exact(mt_tp_hex_ecdh_x, want, sizeof(want));
 	assert_memory_equal(fx->ecdh_x, want, 32);
 	assert_int_equal(mt_packet_derive_keys(fx->ecdh_x, 7, "dev-1", 5, k, r), MT_OK);
-	mt_tp_hex(mt_tp_hex_data_key, want, sizeof(want));
+	mt_test_unhex_exact(mt_tp_hex_data_key, want, sizeof(want));
 	assert_memory_equal(k, want, 32);
-	mt_tp_hex(mt_tp_hex_receipt_key, want, sizeof(want));
+	mt_test_unhex_exact(mt_tp_hex_receipt_key, want, sizeof(want));
 	assert_memory_equal(r, want, 32);
 	/* each output alone gives the same value */
 	uint8_t k2[32];
@@ -123,9 +123,9 @@ static void derive_keys_match_vector(void **state)
 	assert_int_not_equal(mt_packet_derive_keys(fx->ecdh_x, 7, "-bad", 4, k2, NULL), MT_OK);
 	/* kids of the fixture keys are the vector's */
 	uint8_t kid[8];
-	mt_tp_hex(mt_tp_hex_ldev_p256_kid, kid, sizeof(kid));
+	mt_test_unhex_exact(mt_tp_hex_ldev_p256_kid, kid, sizeof(kid));
 	assert_memory_equal(mt_pubkey_kid(mt_key_public(fx->p256)), kid, 8);
-	mt_tp_hex(mt_tp_hex_ldev_ed25519_kid, kid, sizeof(kid));
+	mt_test_unhex_exact(mt_tp_hex_ldev_ed25519_kid, kid, sizeof(kid));
 	assert_memory_equal(mt_pubkey_kid(mt_key_public(fx->ed25519)), kid, 8);
 }
 
@@ -134,8 +134,8 @@ static void sealed_eddsa_matches_vector_bytes(void **state)
 	struct mt_tp *fx = *state; /* Ed25519 device */
 	struct mt_message m;
 	struct mt_obs obs[8];
-	size_t ml = mt_tp_hex(mt_tp_hex_message, mb, sizeof(mb)), n;
-	size_t vl = mt_tp_hex(mt_tp_hex_sealed_eddsa_packet, vec, sizeof(vec));
+	size_t ml = mt_test_unhex(mt_tp_hex_message, mb, sizeof(mb)), n;
+	size_t vl = mt_test_unhex(mt_tp_hex_sealed_eddsa_packet, vec, sizeof(vec));
 	assert_int_equal(mt_message_decode(mb, ml, &m, obs, 8, NULL), MT_OK);
 	assert_int_equal(mt_tp_seal_epoch(fx, &m, false, 7, mt_tp_iv, pkt, sizeof(pkt), &n), MT_OK);
 	assert_int_equal(n, vl);
@@ -152,8 +152,8 @@ static void fast_matches_vector_bytes(void **state)
 	struct mt_tp *fx = *state;
 	struct mt_message m;
 	struct mt_obs obs[8];
-	size_t ml = mt_tp_hex(mt_tp_hex_alert_message, mb, sizeof(mb)), n;
-	size_t vl = mt_tp_hex(mt_tp_hex_fast_packet, vec, sizeof(vec));
+	size_t ml = mt_test_unhex(mt_tp_hex_alert_message, mb, sizeof(mb)), n;
+	size_t vl = mt_test_unhex(mt_tp_hex_fast_packet, vec, sizeof(vec));
 	assert_int_equal(mt_message_decode(mb, ml, &m, obs, 8, NULL), MT_OK);
 	assert_int_equal(mt_tp_seal_epoch(fx, &m, true, 7, mt_tp_iv, pkt, sizeof(pkt), &n), MT_OK);
 	assert_int_equal(n, vl);
@@ -380,54 +380,41 @@ static void open_refuses_over_65536_at_size(void **state)
 
 /* ---- epochs ------------------------------------------------------------------------ */
 
-static void open_at_epoch(struct mt_tp *fx, uint32_t epoch, uint64_t ctr, enum mt_err want)
-{
-	struct mt_tp_msg mm;
-	size_t n;
-	char what[64];
-	mt_tp_vitals(fx, &mm, ctr);
-	assert_int_equal(mt_tp_seal_epoch(fx, &mm.m, false, epoch, NULL, pkt, sizeof(pkt), &n),
-	                 MT_OK);
-	snprintf(what, sizeof(what), "epoch %u, current %u", epoch, fx->epoch);
-	EXPECT(fx, MT_TOPIC_VITALS, pkt, n, want, what);
-	if (want == MT_OK)
-		assert_int_equal(fx->res.epoch, epoch);
-}
-
 static void epoch_current_and_previous_accepted(void **state)
 {
 	struct mt_tp *fx = *state;
-	open_at_epoch(fx, 7, 1, MT_OK);
-	open_at_epoch(fx, 6, 2, MT_OK);
-	open_at_epoch(fx, 5, 3, MT_ERR_PKT_EPOCH);
-	open_at_epoch(fx, 8, 4, MT_ERR_PKT_EPOCH);
+	assert_true(mt_tp_expect_epoch(fx, 7, 1, MT_OK));
+	assert_true(mt_tp_expect_epoch(fx, 6, 2, MT_OK));
+	assert_true(mt_tp_expect_epoch(fx, 5, 3, MT_ERR_PKT_EPOCH));
+	assert_true(mt_tp_expect_epoch(fx, 8, 4, MT_ERR_PKT_EPOCH));
 }
 
 static void epoch_zero_accepts_only_zero(void **state)
 {
 	struct mt_tp *fx = *state;
 	fx->epoch = 0;
-	open_at_epoch(fx, 0, 1, MT_OK);
-	open_at_epoch(fx, UINT32_MAX, 2, MT_ERR_PKT_EPOCH); /* 0 − 1 must not wrap */
-	open_at_epoch(fx, 1, 3, MT_ERR_PKT_EPOCH);
+	assert_true(mt_tp_expect_epoch(fx, 0, 1, MT_OK));
+	assert_true(
+	        mt_tp_expect_epoch(fx, UINT32_MAX, 2, MT_ERR_PKT_EPOCH)); /* 0 − 1 must not wrap */
+	assert_true(mt_tp_expect_epoch(fx, 1, 3, MT_ERR_PKT_EPOCH));
 }
 
 static void epoch_at_the_top_does_not_wrap(void **state)
 {
 	struct mt_tp *fx = *state;
 	fx->epoch = UINT32_MAX;
-	open_at_epoch(fx, UINT32_MAX, 1, MT_OK);
-	open_at_epoch(fx, UINT32_MAX - 1, 2, MT_OK);
-	open_at_epoch(fx, 0, 3, MT_ERR_PKT_EPOCH);
-	open_at_epoch(fx, UINT32_MAX - 2, 4, MT_ERR_PKT_EPOCH);
+	assert_true(mt_tp_expect_epoch(fx, UINT32_MAX, 1, MT_OK));
+	assert_true(mt_tp_expect_epoch(fx, UINT32_MAX - 1, 2, MT_OK));
+	assert_true(mt_tp_expect_epoch(fx, 0, 3, MT_ERR_PKT_EPOCH));
+	assert_true(mt_tp_expect_epoch(fx, UINT32_MAX - 2, 4, MT_ERR_PKT_EPOCH));
 }
 
 static void epoch_unchecked_without_registry(void **state)
 {
 	struct mt_tp *fx = *state;
 	fx->check_epoch = false; /* medtrust packet open without --epoch */
-	open_at_epoch(fx, 1234, 1, MT_OK);
-	open_at_epoch(fx, 0, 2, MT_OK);
+	assert_true(mt_tp_expect_epoch(fx, 1234, 1, MT_OK));
+	assert_true(mt_tp_expect_epoch(fx, 0, 2, MT_OK));
 }
 
 /* ---- kind and typ per topic ------------------------------------------------------------- */
@@ -549,8 +536,8 @@ static void receipt_roundtrip(void **state)
 
 	/* The vector receipt opens with the vector receipt key. */
 	uint8_t vk[32];
-	mt_tp_hex(mt_tp_hex_receipt_key, vk, sizeof(vk));
-	size_t vl = mt_tp_hex(mt_tp_hex_receipt_packet, vec, sizeof(vec));
+	mt_test_unhex_exact(mt_tp_hex_receipt_key, vk, sizeof(vk));
+	size_t vl = mt_test_unhex(mt_tp_hex_receipt_packet, vec, sizeof(vec));
 	assert_int_equal(open_receipt(fx, "dev-1", vk, vec, vl, out, 8, &r), MT_OK);
 	assert_int_equal(r.dev_len, 5);
 	assert_memory_equal(r.dev, "dev-1", 5);

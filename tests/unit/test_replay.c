@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "medtrust/mt_replay.h"
+#include "mt_testutil.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define JUMP MT_REPLAY_MAX_JUMP
@@ -317,27 +318,16 @@ static void test_slides(void **state)
 }
 
 /* Seeded random sequences against the model. */
-static uint64_t rng_state;
-static uint64_t rng(void)
-{
-	uint64_t x = rng_state; /* xorshift64 */
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	rng_state = x;
-	return x;
-}
-
 static void random_run(uint64_t seed, int ops)
 {
 	static const uint64_t steps[] = {1, 7, 8, 9, 1023, 1024, 1025, 5000};
 	struct mt_replay w;
-	rng_state = seed;
+	uint64_t rng = seed; /* xorshift64 state */
 	mt_replay_init(&w);
 	model_init(&model);
 	size_t counts[4] = {0};
 	for (int op = 0; op < ops; op++) {
-		uint64_t r = rng(), pick = r % 100, x = r >> 8, ctr;
+		uint64_t r = mt_test_xorshift64(&rng), pick = r % 100, x = r >> 8, ctr;
 		uint64_t top = model.empty ? 0 : model.top;
 		if (model.empty)
 			ctr = x % 3000; /* first counters near 0, so windows span 0 */

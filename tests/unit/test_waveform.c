@@ -26,41 +26,16 @@
 #include <cmocka.h>
 
 #include "medtrust/mt_message.h"
+#include "mt_testutil.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-
-static size_t hex(const char *s, uint8_t *out, size_t cap)
-{
-	size_t n = 0;
-	int hi = -1;
-	for (; *s; s++) {
-		int v = 0;
-		if (*s == ' ')
-			continue;
-		if (*s >= '0' && *s <= '9')
-			v = *s - '0';
-		else if (*s >= 'a' && *s <= 'f')
-			v = *s - 'a' + 10;
-		else
-			fail_msg("bad hex digit in test data: %s", s);
-		if (hi < 0) {
-			hi = v;
-		} else {
-			assert_true(n < cap);
-			out[n++] = (uint8_t)(hi << 4 | v);
-			hi = -1;
-		}
-	}
-	assert_int_equal(hi, -1);
-	return n;
-}
 
 /* samples ⇄ hex, both directions exactly */
 static void both_ways(const int32_t *s, size_t n, const char *want_hex)
 {
 	uint8_t want[128], got[128];
 	int32_t back[32];
-	size_t wn = hex(want_hex, want, sizeof(want)), gn = 0, bn = 0;
+	size_t wn = mt_test_unhex(want_hex, want, sizeof(want)), gn = 0, bn = 0;
 	assert_int_equal(mt_waveform_encode(s, n, got, sizeof(got), &gn), MT_OK);
 	assert_int_equal(gn, wn);
 	assert_memory_equal(got, want, wn);
@@ -77,7 +52,7 @@ static enum mt_err decode_hex(const char *h, size_t *count)
 {
 	uint8_t in[64];
 	int32_t out[16];
-	size_t n = hex(h, in, sizeof(in));
+	size_t n = mt_test_unhex(h, in, sizeof(in));
 	return mt_waveform_decode(in, n, out, N(out), count);
 }
 
@@ -248,30 +223,18 @@ static void test_buffers(void **state)
 	assert_int_equal(mt_waveform_decode(b, len, out, 4, &n), MT_ERR_BUFFER);
 }
 
-/* xorshift64, fixed seed */
-static uint64_t rng_state;
-static uint64_t rng(void)
-{
-	uint64_t x = rng_state;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	rng_state = x;
-	return x;
-}
-
 static void test_random_round_trip(void **state)
 {
 	(void)state;
 	static int32_t s[4096], back[4096];
 	static uint8_t b[5 * 4096];
-	rng_state = UINT64_C(0x5eed5eed12345678);
+	uint64_t rng = UINT64_C(0x5eed5eed12345678); /* xorshift64, fixed seed */
 	for (int round = 0; round < 200; round++) {
-		size_t n = 1 + (size_t)(rng() % N(s)), len, m;
+		size_t n = 1 + (size_t)(mt_test_xorshift64(&rng) % N(s)), len, m;
 		int shape = round % 4;
 		int32_t v = 0;
 		for (size_t i = 0; i < n; i++) {
-			uint32_t r = (uint32_t)rng();
+			uint32_t r = (uint32_t)mt_test_xorshift64(&rng);
 			switch (shape) {
 			case 0: s[i] = (int32_t)r; break;               /* anything */
 			case 1: v += (int32_t)(r % 201) - 100;          /* an ECG-like walk */

@@ -12,7 +12,8 @@
  * byte; the ES256 one is checked by opening it.
  *
  * The vectors live outside the repository; without them the test reports
- * itself skipped (exit 77).
+ * itself skipped (exit 77).  A vector file that is there but is not JSON is
+ * a failure, never a skip (mt_testjson.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,8 +30,8 @@
 #include "medtrust/mt_keystore.h"
 #include "medtrust/mt_message.h"
 #include "medtrust/mt_packet.h"
-
-static json_t *vec;
+#include "mt_testjson.h"
+#include "mt_testutil.h"
 
 struct bytes {
 	uint8_t b[4096];
@@ -39,16 +40,9 @@ struct bytes {
 
 static void hexval(const char *name, struct bytes *out)
 {
-	const char *h = json_string_value(json_object_get(vec, name));
+	const char *h = mt_test_json_str(mt_test_mtp1, name);
 	assert_non_null(h);
-	size_t n = strlen(h);
-	assert_true(n % 2 == 0 && n / 2 <= sizeof(out->b));
-	for (size_t i = 0; i < n / 2; i++) {
-		unsigned v;
-		assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
-		out->b[i] = (uint8_t)v;
-	}
-	out->n = n / 2;
+	out->n = mt_test_unhex(h, out->b, sizeof(out->b));
 }
 
 static void assert_bytes(const uint8_t *got, size_t got_n, const struct bytes *want)
@@ -57,8 +51,11 @@ static void assert_bytes(const uint8_t *got, size_t got_n, const struct bytes *w
 	assert_memory_equal(got, want->b, want->n);
 }
 
-static const char *dev(void) { return json_string_value(json_object_get(vec, "device_id")); }
-static uint32_t epoch(void) { return (uint32_t)json_integer_value(json_object_get(vec, "epoch")); }
+static const char *dev(void) { return mt_test_json_str(mt_test_mtp1, "device_id"); }
+static uint32_t epoch(void)
+{
+	return (uint32_t)json_integer_value(json_object_get(mt_test_mtp1, "epoch"));
+}
 
 static struct mt_key *import(const char *name, enum mt_key_type t, enum mt_key_role role)
 {
@@ -194,7 +191,7 @@ static void test_message_roundtrip(void **state)
 static void test_waveform(void **state)
 {
 	(void)state;
-	json_t *arr = json_object_get(vec, "waveform_samples");
+	json_t *arr = json_object_get(mt_test_mtp1, "waveform_samples");
 	int32_t s[16];
 	size_t n = json_array_size(arr), len, back_n;
 	uint8_t out[64];
@@ -371,14 +368,10 @@ static void test_receipt(void **state)
 
 int main(void)
 {
-	const char *dir = getenv("MT_VECTORS_DIR");
-	char path[4096];
-	json_error_t jerr;
-	if (dir == NULL || (size_t)snprintf(path, sizeof(path), "%s/mtp1/vectors.json", dir) >=
-	                       sizeof(path) ||
-	    (vec = json_load_file(path, 0, &jerr)) == NULL) {
+	if (!mt_test_vector_exists("mtp1/vectors.json")) {
+		const char *dir = getenv("MT_VECTORS_DIR");
 		printf("skipped: MTP/1 vectors not found (MT_VECTORS_DIR=%s)\n", dir ? dir : "");
-		return 77;
+		return MT_TEST_SKIP;
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kids),
@@ -392,7 +385,6 @@ int main(void)
 		cmocka_unit_test(test_open_vector_packet),
 		cmocka_unit_test(test_receipt),
 	};
-	int rc = cmocka_run_group_tests_name("mtp1_vectors", tests, NULL, NULL);
-	json_decref(vec);
-	return rc;
+	return cmocka_run_group_tests_name("mtp1_vectors", tests, mt_test_mtp1_setup,
+	                                   mt_test_mtp1_teardown);
 }
