@@ -95,6 +95,38 @@ enum mt_err {
 	/* 500..599: JSON form of messages (protocol §9) */
 	MT_ERR_JSON_SYNTAX = 500,  /* not JSON */
 	MT_ERR_JSON_SCHEMA = 501,  /* JSON, but not a message: unknown name, wrong type */
+
+	/* 600..699: X.509, CSRs, CRLs (mt_pki.h; threats B01-B06) */
+	MT_ERR_PKI_SUBJECT = 600,     /* subject, device id or alt name malformed */
+	MT_ERR_PKI_ISSUER = 601,      /* issuer cert not a CA, or not the key's */
+	MT_ERR_PKI_FORMAT = 602,      /* not the DER structure expected */
+	MT_ERR_PKI_TOO_LARGE = 603,   /* input over its size bound */
+	MT_ERR_PKI_ALG = 604,         /* signature algorithm not the key's */
+	MT_ERR_PKI_SELF_CHECK = 605,  /* a signature we made does not verify */
+	MT_ERR_PKI_CSR_POP = 610,     /* CSR proof-of-possession fails */
+	MT_ERR_PKI_CSR_REQUEST = 611, /* CSR asks for what is not allowed */
+	MT_ERR_PKI_UNTRUSTED = 620,   /* no path to a trusted root */
+	MT_ERR_PKI_SIGNATURE = 621,   /* a certificate signature fails */
+	MT_ERR_PKI_EXPIRED = 622,
+	MT_ERR_PKI_NOT_YET_VALID = 623,
+	MT_ERR_PKI_REVOKED = 624,
+	MT_ERR_PKI_USAGE = 625,       /* key usage, EKU or CA flag wrong */
+	MT_ERR_PKI_CRL = 626,         /* CRL missing, invalid or out of date */
+	MT_ERR_PKI_CHAIN = 627,       /* path too long, constraints violated */
+
+	/* 700..799: audit chain (mt_audit.h); 710.. name why a record is bad */
+	MT_ERR_AUDIT_FIELD = 700,     /* event field missing, too long, not UTF-8, bad name */
+	MT_ERR_AUDIT_DETAIL = 701,    /* detail not a JSON object within bounds */
+	MT_ERR_AUDIT_STORE = 702,     /* the audit database failed */
+	MT_ERR_AUDIT_CONFLICT = 703,  /* sequence number already taken */
+	MT_ERR_AUDIT_EDITED = 710,    /* record does not hash to its stored hash */
+	MT_ERR_AUDIT_MISSING = 711,   /* sequence gap: a record deleted */
+	MT_ERR_AUDIT_ORDER = 712,     /* record out of order: moved, swapped, duplicated */
+	MT_ERR_AUDIT_LINK = 713,      /* prev_hash not the previous hash: inserted, rewritten */
+	MT_ERR_AUDIT_CHECKPOINT_SIG = 714, /* checkpoint signature not the hub's */
+	MT_ERR_AUDIT_CHECKPOINT = 715,     /* checkpoint does not match the record it names */
+	MT_ERR_AUDIT_TRUNCATED = 716, /* chain ends before its last outside checkpoint */
+	MT_ERR_AUDIT_FORMAT = 717,    /* stored record malformed */
 };
 
 /* A sentence describing `e`; never NULL. */

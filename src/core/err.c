@@ -70,6 +70,34 @@ const char *mt_err_str(enum mt_err e)
 	case MT_ERR_PKT_DUPLICATE: return "counter already seen (duplicate)";
 	case MT_ERR_JSON_SYNTAX: return "input is not valid JSON";
 	case MT_ERR_JSON_SCHEMA: return "JSON does not describe an MTP/1 message";
+	case MT_ERR_PKI_SUBJECT: return "subject name, device id or alternative name malformed";
+	case MT_ERR_PKI_ISSUER: return "issuer certificate is not a CA or does not match the issuer key";
+	case MT_ERR_PKI_FORMAT: return "not the DER certificate, request or list expected";
+	case MT_ERR_PKI_TOO_LARGE: return "certificate, request or list larger than allowed";
+	case MT_ERR_PKI_ALG: return "signature algorithm does not match the key";
+	case MT_ERR_PKI_SELF_CHECK: return "the signature made through the key store does not verify";
+	case MT_ERR_PKI_CSR_POP: return "certificate request signature (proof of possession) does not verify";
+	case MT_ERR_PKI_CSR_REQUEST: return "certificate request asks for attributes or extensions not allowed";
+	case MT_ERR_PKI_UNTRUSTED: return "certificate does not chain to a trusted root";
+	case MT_ERR_PKI_SIGNATURE: return "certificate signature does not verify";
+	case MT_ERR_PKI_EXPIRED: return "certificate has expired";
+	case MT_ERR_PKI_NOT_YET_VALID: return "certificate is not yet valid";
+	case MT_ERR_PKI_REVOKED: return "certificate has been revoked";
+	case MT_ERR_PKI_USAGE: return "certificate key usage, extended key usage or CA flag not allowed here";
+	case MT_ERR_PKI_CRL: return "revocation list missing, invalid or out of date";
+	case MT_ERR_PKI_CHAIN: return "certificate path too long or violates its constraints";
+	case MT_ERR_AUDIT_FIELD: return "audit event field missing, too long, not UTF-8 or malformed";
+	case MT_ERR_AUDIT_DETAIL: return "audit detail is not a JSON object within bounds";
+	case MT_ERR_AUDIT_STORE: return "audit database failure";
+	case MT_ERR_AUDIT_CONFLICT: return "audit sequence number already taken";
+	case MT_ERR_AUDIT_EDITED: return "audit record does not hash to its stored hash (edited)";
+	case MT_ERR_AUDIT_MISSING: return "audit record missing (sequence gap: deleted)";
+	case MT_ERR_AUDIT_ORDER: return "audit record out of order (moved, swapped or duplicated)";
+	case MT_ERR_AUDIT_LINK: return "audit record does not chain to the one before it (inserted or rewritten)";
+	case MT_ERR_AUDIT_CHECKPOINT_SIG: return "audit checkpoint signature does not verify with the hub key";
+	case MT_ERR_AUDIT_CHECKPOINT: return "audit checkpoint does not match the record it names";
+	case MT_ERR_AUDIT_TRUNCATED: return "audit chain ends before its last outside checkpoint (truncated)";
+	case MT_ERR_AUDIT_FORMAT: return "audit record malformed";
 	}
 	return "unknown error";
 }
