@@ -16,8 +16,10 @@
 #
 # Why each package: build-essential/cmake/pkg-config build; clang and
 # libclang-rt-14-dev (the libFuzzer runtime) for `make fuzz` and the clang
-# build; libcbor, libssl (OpenSSL 3), libp11-kit the library's
-# dependencies; libcmocka the unit tests, and libjansson their JSON vector
+# build; libcbor, libssl (OpenSSL 3), libp11-kit and libsqlite3 (the
+# embedded store: the audit chain, src/core/audit_sqlite.c) the library's
+# dependencies; sqlite3, its shell, for operators inspecting the audit
+# database; libcmocka the unit tests, and libjansson their JSON vector
 # files (the library reads JSON itself: src/core/json_read.c); p11-kit,
 # softhsm2 and opensc the reference PKCS#11 token and its tools; python3
 # with cbor2 and cryptography the independent interop checks; binutils
@@ -35,6 +37,8 @@ PACKAGES=(
 	libjansson-dev
 	libcmocka-dev
 	libp11-kit-dev
+	libsqlite3-dev
+	sqlite3
 	p11-kit
 	softhsm2
 	opensc

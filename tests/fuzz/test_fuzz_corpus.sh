@@ -53,7 +53,7 @@ if grep -q '^MT_FUZZ:BOOL=ON' "$cache"; then
 	ldflags+=(-fsanitize=fuzzer-no-link)
 fi
 # libmedtrust's own dependencies (the root CMakeLists' pkg_check_modules).
-read -r -a libs <<<"$(pkg-config --libs libcbor libcrypto p11-kit-1)"
+read -r -a libs <<<"$(pkg-config --libs libcbor libcrypto p11-kit-1 sqlite3)"
 libs+=(-ldl -lm)
 
 tmp=$(mktemp -d)
