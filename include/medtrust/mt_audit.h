@@ -173,6 +173,12 @@ struct mt_audit_store {
  * mt_audit_store_close() or hands to mt_audit_open().
  * Errors: MT_ERR_ARG, MT_ERR_AUDIT_STORE (cannot open or create), MT_ERR_NOMEM. */
 MT_NODISCARD enum mt_err mt_audit_sqlite_open(const char *path, struct mt_audit_store **out);
+/* Open an existing SQLite audit database read-only, changing nothing in it
+ * (no schema, no journal switch, no triggers restored): for verifying,
+ * tailing and exporting a database that is evidence.  Appending through it
+ * fails with MT_ERR_AUDIT_STORE.  Errors as mt_audit_sqlite_open. */
+MT_NODISCARD enum mt_err mt_audit_sqlite_open_readonly(const char *path,
+                                                       struct mt_audit_store **out);
 
 /* Close a store not handed to mt_audit_open(); NULL is fine. */
 void mt_audit_store_close(struct mt_audit_store *s);

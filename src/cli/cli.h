@@ -3,14 +3,15 @@
  *
  * The tool is a thin shell around libmedtrust (protocol §9): main.c
  * dispatches on the first word, cmd_packet.c implements `packet seal` and
- * `packet open`, cmd_key.c the `key` commands.  Nothing here is installed
- * or used outside src/cli.
+ * `packet open`, cmd_key.c the `key` commands, cmd_audit.c the `audit`
+ * commands.  Nothing here is installed or used outside src/cli.
  *
  * Exit codes are part of the command-line contract (protocol §9, sysexits
  * for 64 and 65) and are the same for every command:
  *   0  success
  *   1  key store, file or system failure ("error: <what>: <reason>")
- *   2  the packet was refused ("refused: <stage>: <detail>")
+ *   2  the packet was refused ("refused: <stage>: <detail>"), or the audit
+ *      chain is broken ("bad: record <seq>: <reason>: <detail>")
  *   64 usage error (unknown or missing option, bad number, bad device id)
  *   65 invalid JSON input (syntax or schema: "invalid JSON: <reason>")
  */
@@ -32,13 +33,17 @@
 #define MT_EXIT_USAGE 64
 #define MT_EXIT_DATAERR 65
 
-/* `medtrust packet ...` and `medtrust key ...`; argv[0] is the command word. */
+/* `medtrust packet ...`, `medtrust key ...` and `medtrust audit ...`;
+ * argv[0] is the command word. */
 int mt_cli_packet(int argc, char **argv);
 int mt_cli_key(int argc, char **argv);
+int mt_cli_audit(int argc, char **argv);
 
 /* Parse a decimal uint32 exactly: digits only, no sign, no spaces, no
  * overflow.  false on anything else. */
 bool mt_cli__parse_u32(const char *s, uint32_t *out);
+/* The same for a uint64 (sequence numbers of the audit chain). */
+bool mt_cli__parse_u64(const char *s, uint64_t *out);
 
 /* Print "medtrust <cmd>: <message>", the usage line and a pointer to
  * --help on stderr; return MT_EXIT_USAGE. */

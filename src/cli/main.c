@@ -3,14 +3,16 @@
  * and the small helpers every command shares.
  *
  * The tool is how operators, tests and other implementations reach the
- * codec (protocol §9).  The first word picks the command group (`packet`,
- * `key`); each group parses its own options with getopt_long.  Exit codes
- * are fixed for the whole tool (cli.h): 0 success, 1 key store or I/O
- * failure, 2 refusal, 64 usage, 65 invalid JSON input.
+ * codec (protocol §9) and the hub's audit chain (docs/audit.md).  The first
+ * word picks the command group (`packet`, `key`, `audit`); each group
+ * parses its own options with getopt_long.  Exit codes are fixed for the
+ * whole tool (cli.h): 0 success, 1 key store or I/O failure, 2 refusal (or
+ * a broken audit chain), 64 usage, 65 invalid JSON input.
  *
  * Numbers on the command line are parsed with strtoull and an end pointer,
  * digits only, range-checked: "07" is 7, "-1", "+1", " 1", "1x" and
- * "4294967296" are usage errors, never silently something else.
+ * "4294967296" (for a uint32) are usage errors, never silently something
+ * else.
  *
  * Output is binary-safe (packets go to stdout raw) and every write is
  * checked, including the final flush: a full disk is an error (exit 1),
@@ -30,7 +32,8 @@ static const char mt_top_help[] =
 	"       medtrust --help | --version\n"
 	"\n"
 	"The medtrust command-line tool: seal and open MTP/1 packets (protocol\n"
-	"section 9) and manage the keys they use.\n"
+	"section 9), manage the keys they use, and read and check the hub's\n"
+	"audit chain.\n"
 	"\n"
 	"Commands:\n"
 	"  packet seal   seal a JSON message into a sealed or fast packet\n"
@@ -38,6 +41,12 @@ static const char mt_top_help[] =
 	"  key generate  generate a P-256 or Ed25519 key in a key store\n"
 	"  key public    print or write the public key of a stored key (PEM)\n"
 	"  key kid       print the kid of a stored key or a public key file\n"
+	"  audit verify  check the whole audit chain, name the first bad record\n"
+	"  audit tail    print the last records of the audit chain (JSON lines)\n"
+	"  audit export  print a range of audit records (JSON lines, for SIEMs)\n"
+	"  audit append  append an event to the audit chain (operators, tests)\n"
+	"  audit checkpoint\n"
+	"                sign a checkpoint over the audit chain now\n"
 	"\n"
 	"Run 'medtrust <command> --help' (e.g. 'medtrust packet seal --help') for\n"
 	"the options of each.\n"
@@ -52,6 +61,7 @@ static const char mt_top_help[] =
 	"  0   success\n"
 	"  1   key store, file or system failure   (error: <what>: <reason>)\n"
 	"  2   packet refused                      (refused: <stage>: <detail>)\n"
+	"      or audit chain broken               (bad: record <seq>: <reason>: ...)\n"
 	"  64  usage error\n"
 	"  65  invalid JSON input                  (invalid JSON: <reason>)\n"
 	"\n"
@@ -59,7 +69,7 @@ static const char mt_top_help[] =
 	"  -h, --help     show this help\n"
 	"  -V, --version  print 'medtrust " MT_CLI_VERSION "'\n";
 
-bool mt_cli__parse_u32(const char *s, uint32_t *out)
+bool mt_cli__parse_u64(const char *s, uint64_t *out)
 {
 	unsigned long long v;
 	char *end = NULL;
@@ -72,7 +82,17 @@ bool mt_cli__parse_u32(const char *s, uint32_t *out)
 			return false;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno != 0 || !end || *end != '\0' || v > UINT32_MAX)
+	if (errno != 0 || !end || *end != '\0') /* ERANGE: above UINT64_MAX */
+		return false;
+	*out = (uint64_t)v;
+	return true;
+}
+
+bool mt_cli__parse_u32(const char *s, uint32_t *out)
+{
+	uint64_t v;
+
+	if (!mt_cli__parse_u64(s, &v) || v > UINT32_MAX)
 		return false;
 	*out = (uint32_t)v;
 	return true;
@@ -191,6 +211,8 @@ int main(int argc, char **argv)
 		return mt_cli_packet(argc - 1, argv + 1);
 	if (strcmp(cmd, "key") == 0)
 		return mt_cli_key(argc - 1, argv + 1);
+	if (strcmp(cmd, "audit") == 0)
+		return mt_cli_audit(argc - 1, argv + 1);
 	fprintf(stderr, "medtrust: unknown command '%s'\nTry 'medtrust --help'.\n", cmd);
 	return MT_EXIT_USAGE;
 }

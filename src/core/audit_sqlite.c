@@ -102,6 +102,8 @@ static enum mt_err sq_append(void *ctx, const struct mt_audit_record *r)
 	sqlite3_stmt *st = s->ins;
 	int rc;
 
+	if (st == NULL)
+		return MT_ERR_AUDIT_STORE; /* opened read-only */
 	if (r->seq == 0 || r->seq > (uint64_t)INT64_MAX || r->time_ms > (uint64_t)INT64_MAX ||
 	    r->cose_len > sizeof r->cose)
 		return MT_ERR_ARG;
@@ -301,7 +303,10 @@ static enum mt_err set_wal(struct sq *s)
 	return MT_ERR_AUDIT_STORE;
 }
 
-enum mt_err mt_audit_sqlite_open(const char *path, struct mt_audit_store **out)
+/* Open read-write (creating the file and schema) or read-only (touching
+ * nothing: what verify, tail and export use, so that checking a database
+ * kept as evidence does not change it). */
+static enum mt_err sq_open(const char *path, bool writable, struct mt_audit_store **out)
 {
 	struct sq *s;
 	enum mt_err e;
@@ -315,30 +320,30 @@ enum mt_err mt_audit_sqlite_open(const char *path, struct mt_audit_store **out)
 		return MT_ERR_NOMEM;
 	s->store.ops = &SQ_OPS;
 	s->store.ctx = s;
-	if (sqlite3_open_v2(path, &s->db,
-	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-	                    NULL) != SQLITE_OK) {
+	int flags = writable ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE : SQLITE_OPEN_READONLY;
+	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		sq_close(s);
 		return MT_ERR_AUDIT_STORE;
 	}
 	sqlite3_busy_timeout(s->db, 30000);
-	e = set_wal(s);
-	if (e == MT_OK)
+	e = writable ? set_wal(s) : MT_OK;
+	if (e == MT_OK && writable)
 		e = sq_exec(s, "PRAGMA synchronous=FULL");
-	if (e == MT_OK)
+	if (e == MT_OK && writable)
 		e = sq_exec(s, "BEGIN IMMEDIATE");
-	if (e == MT_OK) {
+	if (e == MT_OK && writable) {
 		e = sq_exec(s, SCHEMA);
 		if (e == MT_OK)
 			e = sq_exec(s, "COMMIT");
 		if (e != MT_OK)
 			sq_rollback(s);
 	}
+	if (e == MT_OK && writable &&
+	    sqlite3_prepare_v2(s->db, "INSERT INTO audit (" COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+	                       -1, &s->ins, NULL) != SQLITE_OK)
+		e = MT_ERR_AUDIT_STORE;
 	if (e == MT_OK &&
-	    (sqlite3_prepare_v2(s->db,
-	                        "INSERT INTO audit (" COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)", -1,
-	                        &s->ins, NULL) != SQLITE_OK ||
-	     sqlite3_prepare_v2(s->db, "SELECT " COLS " FROM audit ORDER BY seq DESC LIMIT 1", -1,
+	    (sqlite3_prepare_v2(s->db, "SELECT " COLS " FROM audit ORDER BY seq DESC LIMIT 1", -1,
 	                        &s->last, NULL) != SQLITE_OK ||
 	     sqlite3_prepare_v2(s->db, "SELECT max(seq) FROM audit WHERE kind = 1", -1, &s->lastcp,
 	                        NULL) != SQLITE_OK ||
@@ -352,4 +357,14 @@ enum mt_err mt_audit_sqlite_open(const char *path, struct mt_audit_store **out)
 	}
 	*out = &s->store;
 	return MT_OK;
+}
+
+enum mt_err mt_audit_sqlite_open(const char *path, struct mt_audit_store **out)
+{
+	return sq_open(path, true, out);
+}
+
+enum mt_err mt_audit_sqlite_open_readonly(const char *path, struct mt_audit_store **out)
+{
+	return sq_open(path, false, out);
 }
