@@ -21,13 +21,12 @@
 
 #include "medtrust/mt_manifest.h"
 
-#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "crypto_int.h"
 #include "medtrust/mt_cbor.h"
 #include "medtrust/mt_cose.h"
+#include "medtrust/mt_pki.h"
 
 static bool class_valid(const char *s, size_t n)
 {
@@ -209,17 +208,16 @@ static enum mt_err copy_chain(const struct mt_cose_hdr *h, struct mt_manifest *m
 	return mt_cbor_dec_finish(&d) == MT_OK ? MT_OK : MT_ERR_COSE_FORMAT;
 }
 
+/* The leaf certificate's key, through the PKI module's strict parser (DER
+ * only, so the chain a manifest names has one byte form). */
 static enum mt_err leaf_key(const struct mt_manifest *m, struct mt_pubkey **pk)
 {
-	const unsigned char *p = m->chain[0];
-	X509 *x = d2i_X509(NULL, &p, (long)m->chain_len[0]);
-	if (x == NULL || p != m->chain[0] + m->chain_len[0]) {
-		X509_free(x);
+	struct mt_cert *c = NULL;
+	enum mt_err err = mt_cert_from_der(m->chain[0], m->chain_len[0], &c);
+	if (err != MT_OK)
 		return MT_ERR_KEY_FORMAT;
-	}
-	EVP_PKEY *k = X509_get0_pubkey(x);
-	enum mt_err err = k ? mt_pubkey__from_evp(k, pk) : MT_ERR_KEY_FORMAT;
-	X509_free(x);
+	err = mt_cert_pubkey(c, pk);
+	mt_cert_free(c);
 	return err;
 }
 
