@@ -269,6 +269,8 @@ static enum mt_err cert_adopt(X509 *x, const uint8_t *der, size_t len, struct mt
 enum mt_err mt_cert_from_der(const uint8_t *der, size_t len, struct mt_cert **out)
 {
 	const unsigned char *p = der;
+	unsigned char *re = NULL;
+	int n, canonical;
 	X509 *x;
 	enum mt_err e;
 
@@ -282,9 +284,17 @@ enum mt_err mt_cert_from_der(const uint8_t *der, size_t len, struct mt_cert **ou
 	x = d2i_X509(NULL, &p, (long)len);
 	if (x == NULL)
 		return ossl_fail(MT_ERR_PKI_FORMAT);
+	/* DER, not BER: d2i_X509 also takes indefinite and over-long lengths,
+	 * and the outer SEQUENCE, signatureAlgorithm and signature lie outside
+	 * the signature, so anyone could re-encode a certificate into other
+	 * bytes — another fingerprint, another PEM — that still verify.  The
+	 * re-encoding (which keeps the signed part's bytes) must be the input. */
+	n = i2d_X509(x, &re);
+	canonical = n > 0 && (size_t)n == len && memcmp(re, der, len) == 0;
+	OPENSSL_free(re);
 	/* Fill the extension cache now: afterwards the object is only read,
 	 * and a certificate with undecodable extensions is refused here. */
-	if (p != der + len || X509_check_purpose(x, -1, 0) != 1) {
+	if (p != der + len || !canonical || X509_check_purpose(x, -1, 0) != 1) {
 		X509_free(x);
 		return ossl_fail(MT_ERR_PKI_FORMAT);
 	}
@@ -385,9 +395,14 @@ enum mt_err mt_cert_pem(const struct mt_cert *c, char *out, size_t cap, size_t *
 	return e;
 }
 
+/* From the SPKI's DER through mt_pubkey_from_spki, as mt_cert_kid does,
+ * not from OpenSSL's EVP_PKEY: its decoder overlooks malformed keys (a
+ * BIT STRING with unused bits), and a key the kid cannot name must not be
+ * usable either — one certificate, one verdict on its key. */
 enum mt_err mt_cert_pubkey(const struct mt_cert *c, struct mt_pubkey **out)
 {
-	EVP_PKEY *pk;
+	unsigned char *spki = NULL;
+	int n;
 	enum mt_err e;
 
 	if (out == NULL)
@@ -395,9 +410,11 @@ enum mt_err mt_cert_pubkey(const struct mt_cert *c, struct mt_pubkey **out)
 	*out = NULL;
 	if (c == NULL)
 		return MT_ERR_ARG;
-	if ((pk = X509_get0_pubkey(c->x)) == NULL)
-		return ossl_fail(MT_ERR_KEY_TYPE);
-	e = mt_pubkey__from_evp(pk, out);
+	n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(c->x), &spki);
+	if (n <= 0)
+		return ossl_fail(MT_ERR_KEY_FORMAT);
+	e = mt_pubkey_from_spki(spki, (size_t)n, out);
+	OPENSSL_free(spki);
 	ERR_clear_error();
 	return e;
 }
