@@ -127,6 +127,13 @@ enum mt_err {
 	MT_ERR_AUDIT_CHECKPOINT = 715,     /* checkpoint does not match the record it names */
 	MT_ERR_AUDIT_TRUNCATED = 716, /* chain ends before its last outside checkpoint */
 	MT_ERR_AUDIT_FORMAT = 717,    /* stored record malformed */
+
+	/* 800..899: configuration files (mt_config.h) */
+	MT_ERR_CONFIG_SYNTAX = 800,   /* a line that is not `key value` */
+	MT_ERR_CONFIG_UNKNOWN = 801,  /* a key the reader does not know */
+	MT_ERR_CONFIG_DUPLICATE = 802,/* a key given twice */
+	MT_ERR_CONFIG_TOO_LONG = 803, /* a line or the file over its bound */
+	MT_ERR_CONFIG_UTF8 = 804,     /* not UTF-8, or a control character */
 };
 
 /* A sentence describing `e`; never NULL. */

@@ -61,6 +61,20 @@ MT_NODISCARD enum mt_err mt_key_open(const char *uri, struct mt_key **out);
 MT_NODISCARD enum mt_err mt_key_generate(const char *uri, enum mt_key_type type,
                                          enum mt_key_role role, struct mt_key **out);
 
+/* Generate the deployment's key-encryption key at the pkcs11: `uri` (its
+ * `object` becomes CKA_LABEL; `id` CKA_ID, or a random 8-byte id): an
+ * AES-256 secret key (CKK_AES) that is CKA_TOKEN, CKA_PRIVATE,
+ * CKA_SENSITIVE, not CKA_EXTRACTABLE, not modifiable or copyable, with
+ * CKA_WRAP and CKA_UNWRAP and nothing else (no ENCRYPT, DECRYPT, SIGN,
+ * VERIFY, DERIVE): it only ever wraps other keys, so a logged-in attacker
+ * cannot use it as a decryption oracle for arbitrary data.  Nothing is
+ * returned: no operation in this library uses it yet (docs/keystore.md).
+ * file: URIs are MT_ERR_UNSUPPORTED (a software KEK would sit next to what
+ * it protects).  Errors: those of mt_key_open, MT_ERR_KS_EXISTS (any object
+ * with that label or id), MT_ERR_UNSUPPORTED (also: the token lacks
+ * CKM_AES_KEY_GEN), MT_ERR_KS_OPERATION. */
+MT_NODISCARD enum mt_err mt_key_generate_kek(const char *uri);
+
 /* An in-memory key from its raw private value: the 32-byte scalar of P-256
  * (leading zero bytes allowed up to 33 bytes) or the 32-byte Ed25519 seed. */
 MT_NODISCARD enum mt_err mt_key_import_raw(enum mt_key_type type, enum mt_key_role role,

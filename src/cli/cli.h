@@ -38,6 +38,11 @@
 int mt_cli_packet(int argc, char **argv);
 int mt_cli_key(int argc, char **argv);
 int mt_cli_audit(int argc, char **argv);
+/* `medtrust mfg ...` (cmd_mfg.c): manufacturer, devices, device manifest. */
+int mt_cli_mfg(int argc, char **argv);
+/* `medtrust init DIR` (cmd_init.c) and `medtrust config check` (cmd_config.c). */
+int mt_cli_init(int argc, char **argv);
+int mt_cli_config(int argc, char **argv);
 
 /* Parse a decimal uint32 exactly: digits only, no sign, no spaces, no
  * overflow.  false on anything else. */

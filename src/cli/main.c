@@ -47,6 +47,12 @@ static const char mt_top_help[] =
 	"  audit append  append an event to the audit chain (operators, tests)\n"
 	"  audit checkpoint\n"
 	"                sign a checkpoint over the audit chain now\n"
+	"  init DIR      create a hub deployment (token, keys, PKI, database, config)\n"
+	"  config check  read a medtrust.conf back and print its keys\n"
+	"  mfg init      create a manufacturer (token, root CA, signer certificates)\n"
+	"  mfg make      make N devices (birth keys, birth certificates, manifest)\n"
+	"  mfg verify-manifest\n"
+	"                check a device manifest against a manufacturer root\n"
 	"\n"
 	"Run 'medtrust <command> --help' (e.g. 'medtrust packet seal --help') for\n"
 	"the options of each.\n"
@@ -213,6 +219,12 @@ int main(int argc, char **argv)
 		return mt_cli_key(argc - 1, argv + 1);
 	if (strcmp(cmd, "audit") == 0)
 		return mt_cli_audit(argc - 1, argv + 1);
+	if (strcmp(cmd, "mfg") == 0)
+		return mt_cli_mfg(argc - 1, argv + 1);
+	if (strcmp(cmd, "init") == 0)
+		return mt_cli_init(argc - 1, argv + 1);
+	if (strcmp(cmd, "config") == 0)
+		return mt_cli_config(argc - 1, argv + 1);
 	fprintf(stderr, "medtrust: unknown command '%s'\nTry 'medtrust --help'.\n", cmd);
 	return MT_EXIT_USAGE;
 }

@@ -98,6 +98,11 @@ const char *mt_err_str(enum mt_err e)
 	case MT_ERR_AUDIT_CHECKPOINT: return "audit checkpoint does not match the record it names";
 	case MT_ERR_AUDIT_TRUNCATED: return "audit chain ends before its last outside checkpoint (truncated)";
 	case MT_ERR_AUDIT_FORMAT: return "audit record malformed";
+	case MT_ERR_CONFIG_SYNTAX: return "configuration line is not 'key value'";
+	case MT_ERR_CONFIG_UNKNOWN: return "unknown configuration key";
+	case MT_ERR_CONFIG_DUPLICATE: return "configuration key given twice";
+	case MT_ERR_CONFIG_TOO_LONG: return "configuration line or file too long";
+	case MT_ERR_CONFIG_UTF8: return "configuration text is not UTF-8 or holds a control character";
 	}
 	return "unknown error";
 }

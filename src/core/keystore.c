@@ -518,6 +518,20 @@ enum mt_err mt_key_generate(const char *uri, enum mt_key_type type, enum mt_key_
 	return e;
 }
 
+enum mt_err mt_key_generate_kek(const char *uri)
+{
+	struct mt_keystore__uri u;
+	enum mt_err e = mt_keystore__uri_parse(uri, &u);
+	if (e != MT_OK)
+		return e;
+	if (u.scheme == MT_KEYSTORE__SCHEME_PKCS11)
+		e = mt_keystore__p11_generate_kek(&u);
+	else
+		e = MT_ERR_UNSUPPORTED;
+	mt_keystore__uri_clear(&u);
+	return e;
+}
+
 enum mt_err mt_key_import_raw(enum mt_key_type type, enum mt_key_role role, const uint8_t *priv,
                               size_t len, struct mt_key **out)
 {

@@ -99,6 +99,7 @@ enum mt_err mt_keystore__key_new(const struct mt_keystore__backend *be, enum mt_
 enum mt_err mt_keystore__p11_open(const struct mt_keystore__uri *u, struct mt_key **out);
 enum mt_err mt_keystore__p11_generate(const struct mt_keystore__uri *u, enum mt_key_type type,
                                       enum mt_key_role role, struct mt_key **out);
+enum mt_err mt_keystore__p11_generate_kek(const struct mt_keystore__uri *u);
 /* Finalise and unload every module loaded so far (they are reloaded on the
  * next use).  Refused with MT_ERR_INTERNAL while any PKCS#11 key is open.
  * Tests call it between tokens that live in different SOFTHSM2_CONF

@@ -873,8 +873,9 @@ enum mt_err mt_keystore__p11_open(const struct mt_keystore__uri *u, struct mt_ke
 static enum mt_err exists_locked(struct p11_token *t, const char *label, const uint8_t *id,
                                  size_t id_len)
 {
-	static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
-	for (size_t i = 0; i < 2; i++) {
+	/* Secret keys too: a key pair must not take the KEK's label or id. */
+	static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY};
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
 		CK_OBJECT_HANDLE h;
 		CK_ULONG count = 0;
 		enum mt_err e;
@@ -1022,4 +1023,79 @@ enum mt_err mt_keystore__p11_generate(const struct mt_keystore__uri *u, enum mt_
 		return e;
 	}
 	return make_key(t, priv, type, (unsigned)role, pub, out);
+}
+
+/* ---- the key-encryption key ---------------------------------------------- */
+
+static enum mt_err generate_kek_locked(struct p11_token *t, const struct mt_keystore__uri *u)
+{
+	CK_FUNCTION_LIST *f = t->mod->fl;
+	uint8_t id[MT_KEYSTORE__ID_MAX];
+	size_t id_len = 0;
+	enum mt_err e;
+
+	if (u->object == NULL && !u->has_id)
+		return MT_ERR_KS_URI;
+	if (!has_mechanism(t, CKM_AES_KEY_GEN, CKF_GENERATE))
+		return MT_ERR_UNSUPPORTED;
+	e = exists_locked(t, u->object, u->has_id ? u->id : NULL, u->id_len);
+	if (e != MT_OK)
+		return e;
+	if (u->has_id) {
+		memcpy(id, u->id, u->id_len);
+		id_len = u->id_len;
+	} else {
+		id_len = 8;
+		e = mt_random(id, id_len);
+		if (e == MT_OK)
+			e = exists_locked(t, NULL, id, id_len);
+		if (e != MT_OK)
+			return e == MT_ERR_KS_EXISTS ? MT_ERR_KS_OPERATION : e;
+	}
+
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ULONG vlen = 32;
+	CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
+	CK_ATTRIBUTE tmpl[20];
+	CK_ULONG n = 0;
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_CLASS, &cls, sizeof(cls)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_KEY_TYPE, &kt, sizeof(kt)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_VALUE_LEN, &vlen, sizeof(vlen)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_TOKEN, &yes, sizeof(yes)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_PRIVATE, &yes, sizeof(yes)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_SENSITIVE, &yes, sizeof(yes)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_EXTRACTABLE, &no, sizeof(no)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_WRAP, &yes, sizeof(yes)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_UNWRAP, &yes, sizeof(yes)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_ENCRYPT, &no, sizeof(no)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_DECRYPT, &no, sizeof(no)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_SIGN, &no, sizeof(no)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_VERIFY, &no, sizeof(no)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_DERIVE, &no, sizeof(no)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_MODIFIABLE, &no, sizeof(no)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_COPYABLE, &no, sizeof(no)};
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_ID, id, (CK_ULONG)id_len};
+	if (u->object != NULL)
+		tmpl[n++] = (CK_ATTRIBUTE){CKA_LABEL, u->object, (CK_ULONG)strlen(u->object)};
+
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_RV rv = f->C_GenerateKey(t->session, &mech, tmpl, n, &h);
+	if (rv != CKR_OK)
+		return rv == CKR_MECHANISM_INVALID ? MT_ERR_UNSUPPORTED : MT_ERR_KS_OPERATION;
+	return MT_OK;
+}
+
+enum mt_err mt_keystore__p11_generate_kek(const struct mt_keystore__uri *u)
+{
+	struct p11_token *t = NULL;
+	enum mt_err e = acquire_token(u, &t);
+	if (e != MT_OK)
+		return e;
+	pthread_mutex_lock(&t->op_lock);
+	e = generate_kek_locked(t, u);
+	pthread_mutex_unlock(&t->op_lock);
+	release_token(t);
+	return e;
 }

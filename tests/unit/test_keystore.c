@@ -546,6 +546,52 @@ static void test_p11_id_attribute(void **state)
 
 /* ---- files only --------------------------------------------------------- */
 
+/* The key-encryption key (mt_key_generate_kek): an AES-256 secret key in
+ * the token that only wraps and unwraps, sensitive and never extractable
+ * (threat I01: a logged-in attacker reads no key material and gets no
+ * encrypt/decrypt oracle); a second one under the same label is refused,
+ * and a file: KEK does not exist. */
+static void test_p11_kek(void **state)
+{
+	struct fx *fx = *state;
+	SKIP_IF_NO_TOKEN(fx);
+	char uri[1024];
+	struct mt_key *k = NULL;
+	struct mt_softhsm_raw raw;
+
+	uri_of(fx, "kek", uri, sizeof(uri));
+	assert_int_equal(mt_key_generate_kek(uri), MT_OK);
+	assert_int_equal(mt_key_generate_kek(uri), MT_ERR_KS_EXISTS);
+	/* Nor may a key pair take the KEK's label. */
+	assert_int_equal(mt_key_generate(uri, MT_KEY_P256, MT_KEY_ROLE_SIGN, &k), MT_ERR_KS_EXISTS);
+	assert_null(k);
+	assert_int_equal(mt_key_generate_kek("file:/tmp/nope.key"), MT_ERR_UNSUPPORTED);
+
+	assert_int_equal(mt_softhsm_raw_open(&raw, LABEL, PIN), 0);
+	CK_OBJECT_HANDLE h = mt_softhsm_raw_find(&raw, CKO_SECRET_KEY, "kek");
+	assert_true(h != CK_INVALID_HANDLE);
+	CK_KEY_TYPE kt = 0;
+	CK_ULONG vlen = 0;
+	CK_BBOOL b[10];
+	CK_ATTRIBUTE a[] = {
+	        {CKA_KEY_TYPE, &kt, sizeof(kt)},   {CKA_VALUE_LEN, &vlen, sizeof(vlen)},
+	        {CKA_TOKEN, &b[0], 1},             {CKA_SENSITIVE, &b[1], 1},
+	        {CKA_EXTRACTABLE, &b[2], 1},       {CKA_WRAP, &b[3], 1},
+	        {CKA_UNWRAP, &b[4], 1},            {CKA_ENCRYPT, &b[5], 1},
+	        {CKA_DECRYPT, &b[6], 1},           {CKA_ALWAYS_SENSITIVE, &b[7], 1},
+	        {CKA_NEVER_EXTRACTABLE, &b[8], 1}, {CKA_PRIVATE, &b[9], 1},
+	};
+	assert_int_equal(raw.f->C_GetAttributeValue(raw.s, h, a, sizeof(a) / sizeof(a[0])), CKR_OK);
+	assert_int_equal(kt, CKK_AES);
+	assert_int_equal(vlen, 32);
+	assert_true(b[0] && b[1] && !b[2] && b[3] && b[4] && !b[5] && !b[6] && b[7] && b[8] && b[9]);
+	/* The value itself cannot be read. */
+	uint8_t value[32];
+	CK_ATTRIBUTE v = {CKA_VALUE, value, sizeof(value)};
+	assert_int_not_equal(raw.f->C_GetAttributeValue(raw.s, h, &v, 1), CKR_OK);
+	mt_softhsm_raw_close(&raw);
+}
+
 static void test_file_passphrase(void **state)
 {
 	struct fx *fx = *state;
@@ -1042,6 +1088,7 @@ int main(void)
 	        P11(test_p11_pin_source),
 	        P11(test_p11_token_selection),
 	        P11(test_p11_id_attribute),
+	        P11(test_p11_kek),
 	        FILEB(test_file_passphrase),
 	        FILEB(test_file_modes),
 	        FILEB(test_file_refuses_overwrite_and_odd_files),
