@@ -55,6 +55,51 @@ bool mt_cli__parse_u64(const char *s, uint64_t *out);
 __attribute__((format(printf, 3, 4))) int mt_cli__usage(const char *cmd, const char *usage,
                                                          const char *fmt, ...);
 
+/* One option of a command, for mt_cli__parse_opts.  `name` is the long
+ * name without "--"; `short_name` is 0 or the one-letter form.  An
+ * MT_CLI_VALUE option stores its value in *value (given twice is a usage
+ * error); an MT_CLI_FLAG sets *flag and may be repeated; an
+ * MT_CLI_FLAG_ONCE sets *flag and may not.  A table ends with a NULL name;
+ * --help/-h is always accepted and is not listed. */
+enum mt_cli_opt_kind { MT_CLI_VALUE, MT_CLI_FLAG, MT_CLI_FLAG_ONCE };
+
+struct mt_cli_opt {
+	const char *name;
+	char short_name;
+	enum mt_cli_opt_kind kind;
+	const char **value;
+	bool *flag;
+};
+
+/* What mt_cli__parse_opts returns when the command should go on. */
+#define MT_CLI_CONTINUE (-1)
+
+/* getopt_long over `opts` (argv[0] is the command word).  An unknown
+ * option, a missing value or an option given twice is reported with
+ * mt_cli__usage(cmd, usage, ...) and MT_EXIT_USAGE returned; otherwise
+ * --help/-h anywhere prints `help` (mt_cli__print_help's exit code), and
+ * without it *first_positional is set to the index of the first operand and
+ * MT_CLI_CONTINUE returned. */
+int mt_cli__parse_opts(const char *cmd, const char *usage, const char *help, int argc,
+                       char **argv, const struct mt_cli_opt *opts, int *first_positional);
+
+/* fputs(text, stdout) and flush: MT_EXIT_OK, or MT_EXIT_ERROR on failure. */
+int mt_cli__print_help(const char *text);
+
+/* A subcommand of a command group, for mt_cli__dispatch. */
+struct mt_cli_sub {
+	const char *name;
+	int (*run)(int argc, char **argv);
+};
+
+/* `medtrust <group> <sub> ...` (argv[0] is the group word): with no
+ * subcommand prints "usage: <usage>\nTry 'medtrust <group> --help'." and
+ * returns MT_EXIT_USAGE; --help, -h or help prints `help`; an unknown word
+ * is a usage error; otherwise runs the table entry with argv + 1.  `subs`
+ * ends with a NULL name. */
+int mt_cli__dispatch(const char *group, const char *usage, const char *help,
+                     const struct mt_cli_sub *subs, int argc, char **argv);
+
 /* Print "error: <what>: <mt_err_str(e)>" on stderr; return MT_EXIT_ERROR. */
 int mt_cli__error(const char *what, enum mt_err e);
 

@@ -32,7 +32,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -211,113 +210,24 @@ static const char checkpoint_help[] =
         "\n"
         "Exit codes: 0 success, 1 database, key or file failure, 64 usage error.\n";
 
-enum {
-	OPT_DB = 256,
-	OPT_HUB_PUB,
-	OPT_CHECKPOINTS,
-	OPT_FROM,
-	OPT_TO,
-	OPT_KEY,
-	OPT_ACTOR,
-	OPT_ACTION,
-	OPT_SUBJECT,
-	OPT_OUTCOME,
-	OPT_DETAIL,
-	OPT_COUNT,
-};
-
 /* The options of every audit command; each command accepts a subset. */
 struct audit_opts {
 	const char *db, *hub_pub, *checkpoints, *lines, *from, *to, *key;
 	const char *actor, *action, *subject, *outcome, *detail, *count;
-	bool help;
 };
 
-static int audit_bad_option(const char *cmd, const char *usage, int c, char **argv)
+/* mt_cli__parse_opts over `opts` (whose values point into `o`), then no
+ * operand: MT_CLI_CONTINUE, or the exit code (usage error, --help). */
+static int parse(int argc, char **argv, const struct mt_cli_opt *opts, const char *cmd,
+                 const char *usage, const char *help, struct audit_opts *o)
 {
-	const char *arg = argv[optind - 1];
-
-	if (c == ':')
-		return mt_cli__usage(cmd, usage, "option '%s' needs a value", arg);
-	if (optopt && optopt < 256)
-		return mt_cli__usage(cmd, usage, "unknown option '-%c'", optopt);
-	return mt_cli__usage(cmd, usage, "unknown option '%s'", arg);
-}
-
-/* getopt_long over `opts` into `o`; MT_EXIT_OK or a usage exit code.  Every
- * option takes a value and may be given once. */
-static int parse(int argc, char **argv, const struct option *opts, const char *shortopts,
-                 const char *cmd, const char *usage, struct audit_opts *o)
-{
-	int c;
+	int pos, rc;
 
 	memset(o, 0, sizeof *o);
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
-		const char **slot;
-
-		switch (c) {
-		case OPT_DB:
-			slot = &o->db;
-			break;
-		case OPT_HUB_PUB:
-			slot = &o->hub_pub;
-			break;
-		case OPT_CHECKPOINTS:
-			slot = &o->checkpoints;
-			break;
-		case 'n':
-			slot = &o->lines;
-			break;
-		case OPT_FROM:
-			slot = &o->from;
-			break;
-		case OPT_TO:
-			slot = &o->to;
-			break;
-		case OPT_KEY:
-			slot = &o->key;
-			break;
-		case OPT_ACTOR:
-			slot = &o->actor;
-			break;
-		case OPT_ACTION:
-			slot = &o->action;
-			break;
-		case OPT_SUBJECT:
-			slot = &o->subject;
-			break;
-		case OPT_OUTCOME:
-			slot = &o->outcome;
-			break;
-		case OPT_DETAIL:
-			slot = &o->detail;
-			break;
-		case OPT_COUNT:
-			slot = &o->count;
-			break;
-		case 'h':
-			o->help = true;
-			continue;
-		default:
-			return audit_bad_option(cmd, usage, c, argv);
-		}
-		if (*slot)
-			return mt_cli__usage(cmd, usage, "option '%s' given twice",
-			                     argv[optind - 1]);
-		*slot = optarg;
-	}
-	if (!o->help && optind != argc)
-		return mt_cli__usage(cmd, usage, "unexpected argument '%s'", argv[optind]);
-	return MT_EXIT_OK;
-}
-
-static int print_help(const char *text)
-{
-	if (fputs(text, stdout) == EOF || fflush(stdout) != 0)
-		return MT_EXIT_ERROR;
-	return MT_EXIT_OK;
+	rc = mt_cli__parse_opts(cmd, usage, help, argc, argv, opts, &pos);
+	if (rc == MT_CLI_CONTINUE && pos != argc)
+		return mt_cli__usage(cmd, usage, "unexpected argument '%s'", argv[pos]);
+	return rc;
 }
 
 /* Open an existing database for reading commands: never create one. */
@@ -365,15 +275,14 @@ static const char *reason_word(enum mt_err e)
 
 static int audit_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	        {"db", required_argument, NULL, OPT_DB},
-	        {"hub-pub", required_argument, NULL, OPT_HUB_PUB},
-	        {"checkpoints", required_argument, NULL, OPT_CHECKPOINTS},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
 	const char *cmd = "audit verify";
 	struct audit_opts o;
+	const struct mt_cli_opt opts[] = {
+	        {"db", 0, MT_CLI_VALUE, &o.db, NULL},
+	        {"hub-pub", 0, MT_CLI_VALUE, &o.hub_pub, NULL},
+	        {"checkpoints", 0, MT_CLI_VALUE, &o.checkpoints, NULL},
+	        {NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 	struct mt_audit_store *store = NULL;
 	struct mt_pubkey *hub = NULL;
 	struct mt_audit_verdict v;
@@ -382,11 +291,9 @@ static int audit_verify(int argc, char **argv)
 	enum mt_err e;
 	int rc;
 
-	rc = parse(argc, argv, opts, ":h", cmd, verify_usage, &o);
-	if (rc != MT_EXIT_OK)
+	rc = parse(argc, argv, opts, cmd, verify_usage, verify_help, &o);
+	if (rc != MT_CLI_CONTINUE)
 		return rc;
-	if (o.help)
-		return print_help(verify_help);
 	if (!o.db)
 		return mt_cli__usage(cmd, verify_usage, "missing --db");
 	if (!o.hub_pub)
@@ -471,23 +378,20 @@ static int lines_done(enum mt_err e)
 
 static int audit_tail(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	        {"db", required_argument, NULL, OPT_DB},
-	        {"lines", required_argument, NULL, 'n'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
 	const char *cmd = "audit tail";
 	struct audit_opts o;
+	const struct mt_cli_opt opts[] = {
+	        {"db", 0, MT_CLI_VALUE, &o.db, NULL},
+	        {"lines", 'n', MT_CLI_VALUE, &o.lines, NULL},
+	        {NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 	struct mt_audit_store *store = NULL;
 	uint32_t n = 20;
 	int rc;
 
-	rc = parse(argc, argv, opts, ":hn:", cmd, tail_usage, &o);
-	if (rc != MT_EXIT_OK)
+	rc = parse(argc, argv, opts, cmd, tail_usage, tail_help, &o);
+	if (rc != MT_CLI_CONTINUE)
 		return rc;
-	if (o.help)
-		return print_help(tail_help);
 	if (!o.db)
 		return mt_cli__usage(cmd, tail_usage, "missing --db");
 	if (o.lines && !mt_cli__parse_u32(o.lines, &n))
@@ -508,24 +412,21 @@ static bool parse_seq(const char *s, uint64_t *out)
 
 static int audit_export(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	        {"db", required_argument, NULL, OPT_DB},
-	        {"from", required_argument, NULL, OPT_FROM},
-	        {"to", required_argument, NULL, OPT_TO},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
 	const char *cmd = "audit export";
 	struct audit_opts o;
+	const struct mt_cli_opt opts[] = {
+	        {"db", 0, MT_CLI_VALUE, &o.db, NULL},
+	        {"from", 0, MT_CLI_VALUE, &o.from, NULL},
+	        {"to", 0, MT_CLI_VALUE, &o.to, NULL},
+	        {NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 	struct mt_audit_store *store = NULL;
 	uint64_t from = 1, to = 0; /* to 0: through the last record */
 	int rc;
 
-	rc = parse(argc, argv, opts, ":h", cmd, export_usage, &o);
-	if (rc != MT_EXIT_OK)
+	rc = parse(argc, argv, opts, cmd, export_usage, export_help, &o);
+	if (rc != MT_CLI_CONTINUE)
 		return rc;
-	if (o.help)
-		return print_help(export_help);
 	if (!o.db)
 		return mt_cli__usage(cmd, export_usage, "missing --db");
 	if (o.from && !parse_seq(o.from, &from))
@@ -600,32 +501,29 @@ static int write_failed(const struct audit_opts *o, enum mt_err e, uint64_t seq)
 
 static int audit_append(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	        {"db", required_argument, NULL, OPT_DB},
-	        {"key", required_argument, NULL, OPT_KEY},
-	        {"checkpoints", required_argument, NULL, OPT_CHECKPOINTS},
-	        {"actor", required_argument, NULL, OPT_ACTOR},
-	        {"action", required_argument, NULL, OPT_ACTION},
-	        {"subject", required_argument, NULL, OPT_SUBJECT},
-	        {"outcome", required_argument, NULL, OPT_OUTCOME},
-	        {"detail", required_argument, NULL, OPT_DETAIL},
-	        {"count", required_argument, NULL, OPT_COUNT},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
 	const char *cmd = "audit append";
 	struct audit_opts o;
+	const struct mt_cli_opt opts[] = {
+	        {"db", 0, MT_CLI_VALUE, &o.db, NULL},
+	        {"key", 0, MT_CLI_VALUE, &o.key, NULL},
+	        {"checkpoints", 0, MT_CLI_VALUE, &o.checkpoints, NULL},
+	        {"actor", 0, MT_CLI_VALUE, &o.actor, NULL},
+	        {"action", 0, MT_CLI_VALUE, &o.action, NULL},
+	        {"subject", 0, MT_CLI_VALUE, &o.subject, NULL},
+	        {"outcome", 0, MT_CLI_VALUE, &o.outcome, NULL},
+	        {"detail", 0, MT_CLI_VALUE, &o.detail, NULL},
+	        {"count", 0, MT_CLI_VALUE, &o.count, NULL},
+	        {NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 	struct mt_audit_event ev;
 	struct mt_key *key = NULL;
 	struct mt_audit *a = NULL;
 	uint32_t count = 1;
 	int rc;
 
-	rc = parse(argc, argv, opts, ":h", cmd, append_usage, &o);
-	if (rc != MT_EXIT_OK)
+	rc = parse(argc, argv, opts, cmd, append_usage, append_help, &o);
+	if (rc != MT_CLI_CONTINUE)
 		return rc;
-	if (o.help)
-		return print_help(append_help);
 	if (!o.db)
 		return mt_cli__usage(cmd, append_usage, "missing --db");
 	if (!o.key)
@@ -689,26 +587,23 @@ static int audit_append(int argc, char **argv)
 
 static int audit_checkpoint(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	        {"db", required_argument, NULL, OPT_DB},
-	        {"key", required_argument, NULL, OPT_KEY},
-	        {"checkpoints", required_argument, NULL, OPT_CHECKPOINTS},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
 	const char *cmd = "audit checkpoint";
 	struct audit_opts o;
+	const struct mt_cli_opt opts[] = {
+	        {"db", 0, MT_CLI_VALUE, &o.db, NULL},
+	        {"key", 0, MT_CLI_VALUE, &o.key, NULL},
+	        {"checkpoints", 0, MT_CLI_VALUE, &o.checkpoints, NULL},
+	        {NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 	struct mt_key *key = NULL;
 	struct mt_audit *a = NULL;
 	bool done = false;
 	enum mt_err e;
 	int rc;
 
-	rc = parse(argc, argv, opts, ":h", cmd, checkpoint_usage, &o);
-	if (rc != MT_EXIT_OK)
+	rc = parse(argc, argv, opts, cmd, checkpoint_usage, checkpoint_help, &o);
+	if (rc != MT_CLI_CONTINUE)
 		return rc;
-	if (o.help)
-		return print_help(checkpoint_help);
 	if (!o.db)
 		return mt_cli__usage(cmd, checkpoint_usage, "missing --db");
 	if (!o.key)
@@ -746,28 +641,12 @@ static int audit_checkpoint(int argc, char **argv)
 
 int mt_cli_audit(int argc, char **argv)
 {
-	const char *sub;
+	static const struct mt_cli_sub subs[] = {
+	        {"verify", audit_verify},         {"tail", audit_tail},
+	        {"export", audit_export},         {"append", audit_append},
+	        {"checkpoint", audit_checkpoint}, {NULL, NULL},
+	};
 
-	if (argc < 2) {
-		fputs("usage: medtrust audit verify|tail|export|append|checkpoint ...\n"
-		      "Try 'medtrust audit --help'.\n",
-		      stderr);
-		return MT_EXIT_USAGE;
-	}
-	sub = argv[1];
-	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0)
-		return print_help(audit_help);
-	if (strcmp(sub, "verify") == 0)
-		return audit_verify(argc - 1, argv + 1);
-	if (strcmp(sub, "tail") == 0)
-		return audit_tail(argc - 1, argv + 1);
-	if (strcmp(sub, "export") == 0)
-		return audit_export(argc - 1, argv + 1);
-	if (strcmp(sub, "append") == 0)
-		return audit_append(argc - 1, argv + 1);
-	if (strcmp(sub, "checkpoint") == 0)
-		return audit_checkpoint(argc - 1, argv + 1);
-	fprintf(stderr, "medtrust audit: unknown command '%s'\nTry 'medtrust audit --help'.\n",
-	        sub);
-	return MT_EXIT_USAGE;
+	return mt_cli__dispatch("audit", "medtrust audit verify|tail|export|append|checkpoint ...",
+	                        audit_help, subs, argc, argv);
 }

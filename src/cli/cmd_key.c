@@ -18,7 +18,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,26 +88,6 @@ static const char kid_help[] =
 	"\n"
 	"Exit codes: 0 success, 1 key store or file failure, 64 usage error.\n";
 
-enum { OPT_TYPE = 256, OPT_ROLE, OPT_PUB, OPT_OUT };
-
-static int key_bad_option(const char *cmd, const char *usage, int c, char **argv)
-{
-	const char *arg = argv[optind - 1];
-
-	if (c == ':')
-		return mt_cli__usage(cmd, usage, "option '%s' needs a value", arg);
-	if (optopt && optopt < 256)
-		return mt_cli__usage(cmd, usage, "unknown option '-%c'", optopt);
-	return mt_cli__usage(cmd, usage, "unknown option '%s'", arg);
-}
-
-static int print_help(const char *text)
-{
-	if (fputs(text, stdout) == EOF || fflush(stdout) != 0)
-		return MT_EXIT_ERROR;
-	return MT_EXIT_OK;
-}
-
 static int print_kid(const struct mt_pubkey *pk)
 {
 	char hex[2 * MT_KID_LEN + 2];
@@ -125,46 +104,26 @@ static int print_kid(const struct mt_pubkey *pk)
 
 static int key_generate(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"type", required_argument, NULL, OPT_TYPE},
-		{"role", required_argument, NULL, OPT_ROLE},
-		{"pub", required_argument, NULL, OPT_PUB},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *cmd = "key generate";
 	const char *type_s = NULL, *role_s = NULL, *pub_path = NULL, *uri;
+	const struct mt_cli_opt opts[] = {
+		{"type", 0, MT_CLI_VALUE, &type_s, NULL},
+		{"role", 0, MT_CLI_VALUE, &role_s, NULL},
+		{"pub", 0, MT_CLI_VALUE, &pub_path, NULL},
+		{NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 	enum mt_key_type type;
 	enum mt_key_role role = MT_KEY_ROLE_SIGN;
 	struct mt_key *k = NULL;
-	bool help = false;
 	enum mt_err e;
-	int c;
+	int pos, rc;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		const char **slot = NULL;
-
-		switch (c) {
-		case OPT_TYPE: slot = &type_s; break;
-		case OPT_ROLE: slot = &role_s; break;
-		case OPT_PUB: slot = &pub_path; break;
-		case 'h': help = true; break;
-		default: return key_bad_option(cmd, generate_usage, c, argv);
-		}
-		if (slot) {
-			if (*slot)
-				return mt_cli__usage(cmd, generate_usage, "option '%s' given twice",
-				                     argv[optind - 1]);
-			*slot = optarg;
-		}
-	}
-	if (help)
-		return print_help(generate_help);
-	if (argc - optind != 1)
+	rc = mt_cli__parse_opts(cmd, generate_usage, generate_help, argc, argv, opts, &pos);
+	if (rc != MT_CLI_CONTINUE)
+		return rc;
+	if (argc - pos != 1)
 		return mt_cli__usage(cmd, generate_usage, "expected exactly one key URI");
-	uri = argv[optind];
+	uri = argv[pos];
 	if (!type_s)
 		return mt_cli__usage(cmd, generate_usage, "missing --type");
 	if (strcmp(type_s, "p256") == 0)
@@ -242,40 +201,25 @@ static enum mt_err write_pem(const uint8_t *der, size_t len)
 
 static int key_public(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"out", required_argument, NULL, OPT_OUT},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *cmd = "key public";
 	const char *out_path = NULL;
+	const struct mt_cli_opt opts[] = {
+		{"out", 0, MT_CLI_VALUE, &out_path, NULL},
+		{NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 	struct mt_key *k = NULL;
 	uint8_t der[MT_SPKI_MAX];
 	size_t der_len = 0;
-	bool help = false;
 	enum mt_err e;
-	int c, rc = MT_EXIT_OK;
+	int pos, u, rc = MT_EXIT_OK;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_OUT:
-			if (out_path)
-				return mt_cli__usage(cmd, public_usage, "option '%s' given twice",
-				                     argv[optind - 1]);
-			out_path = optarg;
-			break;
-		case 'h': help = true; break;
-		default: return key_bad_option(cmd, public_usage, c, argv);
-		}
-	}
-	if (help)
-		return print_help(public_help);
-	if (argc - optind != 1)
+	u = mt_cli__parse_opts(cmd, public_usage, public_help, argc, argv, opts, &pos);
+	if (u != MT_CLI_CONTINUE)
+		return u;
+	if (argc - pos != 1)
 		return mt_cli__usage(cmd, public_usage, "expected exactly one key URI");
 
-	e = mt_key_open(argv[optind], &k);
+	e = mt_key_open(argv[pos], &k);
 	if (e != MT_OK)
 		return mt_cli__error("opening the key", e);
 	if (out_path) {
@@ -297,37 +241,22 @@ static int key_public(int argc, char **argv)
 
 static int key_kid(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"pub", required_argument, NULL, OPT_PUB},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *cmd = "key kid";
 	const char *pub_path = NULL;
+	const struct mt_cli_opt opts[] = {
+		{"pub", 0, MT_CLI_VALUE, &pub_path, NULL},
+		{NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 	struct mt_key *k = NULL;
 	struct mt_pubkey *pk = NULL;
-	bool help = false;
 	enum mt_err e;
-	int c, rc;
+	int pos, rc;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_PUB:
-			if (pub_path)
-				return mt_cli__usage(cmd, kid_usage, "option '%s' given twice",
-				                     argv[optind - 1]);
-			pub_path = optarg;
-			break;
-		case 'h': help = true; break;
-		default: return key_bad_option(cmd, kid_usage, c, argv);
-		}
-	}
-	if (help)
-		return print_help(kid_help);
+	rc = mt_cli__parse_opts(cmd, kid_usage, kid_help, argc, argv, opts, &pos);
+	if (rc != MT_CLI_CONTINUE)
+		return rc;
 	if (pub_path) {
-		if (argc != optind)
+		if (argc != pos)
 			return mt_cli__usage(cmd, kid_usage, "give either a URI or --pub, not both");
 		e = mt_pubkey_from_pem_file(pub_path, &pk);
 		if (e != MT_OK) {
@@ -338,9 +267,9 @@ static int key_kid(int argc, char **argv)
 		mt_pubkey_free(pk);
 		return rc;
 	}
-	if (argc - optind != 1)
+	if (argc - pos != 1)
 		return mt_cli__usage(cmd, kid_usage, "expected one key URI or --pub FILE");
-	e = mt_key_open(argv[optind], &k);
+	e = mt_key_open(argv[pos], &k);
 	if (e != MT_OK)
 		return mt_cli__error("opening the key", e);
 	rc = print_kid(mt_key_public(k));
@@ -350,22 +279,13 @@ static int key_kid(int argc, char **argv)
 
 int mt_cli_key(int argc, char **argv)
 {
-	const char *sub;
+	static const struct mt_cli_sub subs[] = {
+		{"generate", key_generate},
+		{"public", key_public},
+		{"kid", key_kid},
+		{NULL, NULL},
+	};
 
-	if (argc < 2) {
-		fputs("usage: medtrust key generate|public|kid ...\nTry 'medtrust key --help'.\n",
-		      stderr);
-		return MT_EXIT_USAGE;
-	}
-	sub = argv[1];
-	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0)
-		return print_help(key_help);
-	if (strcmp(sub, "generate") == 0)
-		return key_generate(argc - 1, argv + 1);
-	if (strcmp(sub, "public") == 0)
-		return key_public(argc - 1, argv + 1);
-	if (strcmp(sub, "kid") == 0)
-		return key_kid(argc - 1, argv + 1);
-	fprintf(stderr, "medtrust key: unknown command '%s'\nTry 'medtrust key --help'.\n", sub);
-	return MT_EXIT_USAGE;
+	return mt_cli__dispatch("key", "medtrust key generate|public|kid ...", key_help, subs, argc,
+	                        argv);
 }

@@ -47,7 +47,6 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,28 +169,7 @@ static const char verify_help[] =
 	"Exit codes: 0 valid, 1 a file could not be read, 2 manifest refused\n"
 	"('refused: <reason>' on stderr), 64 usage error.\n";
 
-enum { OPT_NAME = 256, OPT_PIN_SOURCE, OPT_MFG, OPT_COUNT, OPT_CLASS, OPT_OUT, OPT_SOFT,
-       OPT_PREFIX, OPT_ROOT };
-
 /* ---- small helpers ------------------------------------------------------ */
-
-static int bad_option(const char *cmd, const char *usage, int c, char **argv)
-{
-	const char *arg = argv[optind - 1];
-
-	if (c == ':')
-		return mt_cli__usage(cmd, usage, "option '%s' needs a value", arg);
-	if (optopt && optopt < 256)
-		return mt_cli__usage(cmd, usage, "unknown option '-%c'", optopt);
-	return mt_cli__usage(cmd, usage, "unknown option '%s'", arg);
-}
-
-static int print_help(const char *text)
-{
-	if (fputs(text, stdout) == EOF || fflush(stdout) != 0)
-		return MT_EXIT_ERROR;
-	return MT_EXIT_OK;
-}
 
 /* "error: <path>: <strerror>" for a failed system call; exit 1. */
 static int sys_error(const char *what, const char *path)
@@ -707,12 +685,6 @@ static enum mt_err issue_signer(struct mt_key *root, const struct mt_cert *root_
 
 static int mfg_init(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"name", required_argument, NULL, OPT_NAME},
-		{"pin-source", required_argument, NULL, OPT_PIN_SOURCE},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *cmd = "mfg init";
 	const char *name = NULL, *pin_src = NULL;
 	char dir[PATH_MAX], path[MFG_PATH_MAX], conf_path[MFG_PATH_MAX], pin_path[PATH_MAX];
@@ -723,32 +695,19 @@ static int mfg_init(int argc, char **argv)
 	struct mt_key *k_root = NULL, *k_man = NULL, *k_fw = NULL;
 	struct mt_cert *root = NULL;
 	struct mt_pki_ca_opts ca;
-	bool help = false;
 	size_t len = 0;
 	enum mt_err e;
-	int ch, rc = MT_EXIT_ERROR;
+	int pos, u, rc = MT_EXIT_ERROR;
+	const struct mt_cli_opt opts[] = {
+		{"name", 0, MT_CLI_VALUE, &name, NULL},
+		{"pin-source", 0, MT_CLI_VALUE, &pin_src, NULL},
+		{NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		const char **slot = NULL;
-
-		switch (ch) {
-		case OPT_NAME: slot = &name; break;
-		case OPT_PIN_SOURCE: slot = &pin_src; break;
-		case 'h': help = true; break;
-		default: return bad_option(cmd, init_usage, ch, argv);
-		}
-		if (slot) {
-			if (*slot)
-				return mt_cli__usage(cmd, init_usage, "option '%s' given twice",
-				                     argv[optind - 1]);
-			*slot = optarg;
-		}
-	}
-	if (help)
-		return print_help(init_help);
-	if (argc - optind != 1)
+	u = mt_cli__parse_opts(cmd, init_usage, init_help, argc, argv, opts, &pos);
+	if (u != MT_CLI_CONTINUE)
+		return u;
+	if (argc - pos != 1)
 		return mt_cli__usage(cmd, init_usage, "expected exactly one directory");
 	if (!name)
 		return mt_cli__usage(cmd, init_usage, "missing --name");
@@ -793,12 +752,12 @@ static int mfg_init(int argc, char **argv)
 		return mt_cli__error("generating the SO PIN", MT_ERR_CRYPTO);
 	}
 
-	if (mkdir(argv[optind], 0700) != 0 && errno != EEXIST) {
-		rc = sys_error("creating", argv[optind]);
+	if (mkdir(argv[pos], 0700) != 0 && errno != EEXIST) {
+		rc = sys_error("creating", argv[pos]);
 		goto out;
 	}
-	if (!realpath(argv[optind], dir)) {
-		rc = sys_error("resolving", argv[optind]);
+	if (!realpath(argv[pos], dir)) {
+		rc = sys_error("resolving", argv[pos]);
 		goto out;
 	}
 	if (!dir_is_empty(dir)) {
@@ -1165,16 +1124,6 @@ out:
 
 static int mfg_make(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"mfg", required_argument, NULL, OPT_MFG},
-		{"count", required_argument, NULL, OPT_COUNT},
-		{"class", required_argument, NULL, OPT_CLASS},
-		{"out", required_argument, NULL, OPT_OUT},
-		{"soft", no_argument, NULL, OPT_SOFT},
-		{"prefix", required_argument, NULL, OPT_PREFIX},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *cmd = "mfg make";
 	const char *mfg_s = NULL, *count_s = NULL, *cls = NULL, *out_s = NULL, *prefix = NULL;
 	const char *why = "";
@@ -1185,44 +1134,28 @@ static int mfg_make(int argc, char **argv)
 	struct mt_key *root_key = NULL, *man_key = NULL;
 	struct mt_cert *root = NULL, *man_cert = NULL;
 	struct progress prog;
-	bool help = false, soft = false;
+	bool soft = false;
 	uint8_t *buf = NULL, *manifest = NULL;
 	size_t len = 0, manifest_len = 0;
 	uint32_t count = 0, i;
 	uint64_t first;
 	enum mt_err e;
-	int ch, rc = MT_EXIT_ERROR, lock_fd = -1;
+	int pos, u, rc = MT_EXIT_ERROR, lock_fd = -1;
+	const struct mt_cli_opt opts[] = {
+		{"mfg", 0, MT_CLI_VALUE, &mfg_s, NULL},
+		{"count", 0, MT_CLI_VALUE, &count_s, NULL},
+		{"class", 0, MT_CLI_VALUE, &cls, NULL},
+		{"out", 0, MT_CLI_VALUE, &out_s, NULL},
+		{"soft", 0, MT_CLI_FLAG_ONCE, NULL, &soft},
+		{"prefix", 0, MT_CLI_VALUE, &prefix, NULL},
+		{NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		const char **slot = NULL;
-
-		switch (ch) {
-		case OPT_MFG: slot = &mfg_s; break;
-		case OPT_COUNT: slot = &count_s; break;
-		case OPT_CLASS: slot = &cls; break;
-		case OPT_OUT: slot = &out_s; break;
-		case OPT_PREFIX: slot = &prefix; break;
-		case OPT_SOFT:
-			if (soft)
-				return mt_cli__usage(cmd, make_usage, "option '--soft' given twice");
-			soft = true;
-			break;
-		case 'h': help = true; break;
-		default: return bad_option(cmd, make_usage, ch, argv);
-		}
-		if (slot) {
-			if (*slot)
-				return mt_cli__usage(cmd, make_usage, "option '%s' given twice",
-				                     argv[optind - 1]);
-			*slot = optarg;
-		}
-	}
-	if (help)
-		return print_help(make_help);
-	if (argc != optind)
-		return mt_cli__usage(cmd, make_usage, "unexpected argument '%s'", argv[optind]);
+	u = mt_cli__parse_opts(cmd, make_usage, make_help, argc, argv, opts, &pos);
+	if (u != MT_CLI_CONTINUE)
+		return u;
+	if (argc != pos)
+		return mt_cli__usage(cmd, make_usage, "unexpected argument '%s'", argv[pos]);
 	if (!mfg_s || !count_s || !cls || !out_s)
 		return mt_cli__usage(cmd, make_usage, "missing %s",
 		                     !mfg_s ? "--mfg" : !count_s ? "--count" : !cls ? "--class" : "--out");
@@ -1405,39 +1338,25 @@ static void json_str(FILE *f, const char *s)
 
 static int mfg_verify(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"root", required_argument, NULL, OPT_ROOT},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *cmd = "mfg verify-manifest";
 	const char *root_s = NULL, *why = NULL;
 	struct mt_manifest m;
 	struct mt_cert *root = NULL, *leaf = NULL, *inter[MT_MANIFEST_CHAIN_MAX];
 	struct mt_pki_verify_opts vo;
-	bool help = false, opened = false;
+	bool opened = false;
 	uint8_t *buf = NULL;
 	size_t len = 0, n_inter = 0, i;
 	enum mt_err e;
-	int ch, rc = MT_EXIT_ERROR;
+	int pos, u, rc = MT_EXIT_ERROR;
+	const struct mt_cli_opt opts[] = {
+		{"root", 0, MT_CLI_VALUE, &root_s, NULL},
+		{NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (ch) {
-		case OPT_ROOT:
-			if (root_s)
-				return mt_cli__usage(cmd, verify_usage, "option '%s' given twice",
-				                     argv[optind - 1]);
-			root_s = optarg;
-			break;
-		case 'h': help = true; break;
-		default: return bad_option(cmd, verify_usage, ch, argv);
-		}
-	}
-	if (help)
-		return print_help(verify_help);
-	if (argc - optind != 1)
+	u = mt_cli__parse_opts(cmd, verify_usage, verify_help, argc, argv, opts, &pos);
+	if (u != MT_CLI_CONTINUE)
+		return u;
+	if (argc - pos != 1)
 		return mt_cli__usage(cmd, verify_usage, "expected exactly one manifest file");
 	if (!root_s)
 		return mt_cli__usage(cmd, verify_usage, "missing --root");
@@ -1447,14 +1366,14 @@ static int mfg_verify(int argc, char **argv)
 		fprintf(stderr, "error: reading --root %s: %s\n", root_s, mt_err_str(e));
 		return MT_EXIT_ERROR;
 	}
-	e = read_file(argv[optind], MT_MANIFEST_MAX, &buf, &len);
+	e = read_file(argv[pos], MT_MANIFEST_MAX, &buf, &len);
 	if (e == MT_ERR_ARG) {
 		fputs("refused: manifest larger than 16 MiB\n", stderr);
 		rc = MT_EXIT_REFUSED;
 		goto out;
 	}
 	if (e != MT_OK) {
-		rc = sys_error("reading", argv[optind]);
+		rc = sys_error("reading", argv[pos]);
 		goto out;
 	}
 	e = mt_manifest_open(buf, len, &m, &why);
@@ -1522,23 +1441,13 @@ out:
 
 int mt_cli_mfg(int argc, char **argv)
 {
-	const char *sub;
+	static const struct mt_cli_sub subs[] = {
+		{"init", mfg_init},
+		{"make", mfg_make},
+		{"verify-manifest", mfg_verify},
+		{NULL, NULL},
+	};
 
-	if (argc < 2) {
-		fputs("usage: medtrust mfg init|make|verify-manifest ...\n"
-		      "Try 'medtrust mfg --help'.\n",
-		      stderr);
-		return MT_EXIT_USAGE;
-	}
-	sub = argv[1];
-	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0)
-		return print_help(mfg_help);
-	if (strcmp(sub, "init") == 0)
-		return mfg_init(argc - 1, argv + 1);
-	if (strcmp(sub, "make") == 0)
-		return mfg_make(argc - 1, argv + 1);
-	if (strcmp(sub, "verify-manifest") == 0)
-		return mfg_verify(argc - 1, argv + 1);
-	fprintf(stderr, "medtrust mfg: unknown command '%s'\nTry 'medtrust mfg --help'.\n", sub);
-	return MT_EXIT_USAGE;
+	return mt_cli__dispatch("mfg", "medtrust mfg init|make|verify-manifest ...", mfg_help, subs,
+	                        argc, argv);
 }

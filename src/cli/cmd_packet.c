@@ -38,7 +38,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -162,19 +161,6 @@ static const char open_help[] =
 	"      implausible duplicate\n"
 	"  64  usage error (unknown or missing option, bad number or device id)\n";
 
-enum {
-	OPT_LDEV = 256,
-	OPT_KX,
-	OPT_HUB_KX,
-	OPT_EPOCH,
-	OPT_FAST,
-	OPT_DEVICE,
-	OPT_LDEV_PUB,
-	OPT_KX_PUB,
-	OPT_VERBOSE,
-	OPT_STATE,
-};
-
 /* Bytes of a CBOR head for a length n (RFC 8949 §3). */
 static size_t head_len(size_t n)
 {
@@ -193,47 +179,16 @@ static size_t packet_size(size_t mlen, bool fast)
 	return 27 + head_len(ct) + ct;
 }
 
-/* Report an option error from getopt_long (opterr is 0). */
-static int bad_option(const char *cmd, const char *usage, int c, char **argv)
-{
-	const char *arg = argv[optind - 1];
-
-	if (c == ':')
-		return mt_cli__usage(cmd, usage, "option '%s' needs a value", arg);
-	if (optopt && optopt < 256)
-		return mt_cli__usage(cmd, usage, "unknown option '-%c'", optopt);
-	return mt_cli__usage(cmd, usage, "unknown option '%s'", arg);
-}
-
-/* Store a string option, refusing a second occurrence. */
-static bool set_once(const char **slot, const char *val)
-{
-	if (*slot)
-		return false;
-	*slot = val;
-	return true;
-}
-
 /* ------------------------------------------------------------------ */
 /* seal                                                                 */
 /* ------------------------------------------------------------------ */
 
 static int packet_seal(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"ldev", required_argument, NULL, OPT_LDEV},
-		{"kx", required_argument, NULL, OPT_KX},
-		{"hub-kx", required_argument, NULL, OPT_HUB_KX},
-		{"epoch", required_argument, NULL, OPT_EPOCH},
-		{"fast", no_argument, NULL, OPT_FAST},
-		{"device", required_argument, NULL, OPT_DEVICE},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *cmd = "packet seal";
 	const char *ldev_uri = NULL, *kx_uri = NULL, *hub_path = NULL, *epoch_s = NULL;
 	const char *device = NULL;
-	bool fast = false, help = false, more = false;
+	bool fast = false, more = false;
 	uint32_t epoch = 0;
 	uint8_t *in = NULL, *pkt = NULL;
 	size_t in_len = 0, pkt_len = 0, pkt_cap = 2 * MT_PACKET_MAX + MT_PACKET_OVERHEAD;
@@ -245,35 +200,23 @@ static int packet_seal(int argc, char **argv)
 	struct mt_seal_params sp;
 	uint8_t x[32], key[MT_KEY_LEN];
 	enum mt_err e;
-	int c, rc = MT_EXIT_ERROR;
+	int pos, u, rc = MT_EXIT_ERROR;
+	const struct mt_cli_opt opts[] = {
+		{"ldev", 0, MT_CLI_VALUE, &ldev_uri, NULL},
+		{"kx", 0, MT_CLI_VALUE, &kx_uri, NULL},
+		{"hub-kx", 0, MT_CLI_VALUE, &hub_path, NULL},
+		{"epoch", 0, MT_CLI_VALUE, &epoch_s, NULL},
+		{"fast", 0, MT_CLI_FLAG, NULL, &fast},
+		{"device", 0, MT_CLI_VALUE, &device, NULL},
+		{NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 
 	memset(&jm, 0, sizeof jm);
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		bool ok = true;
-
-		switch (c) {
-		case OPT_LDEV: ok = set_once(&ldev_uri, optarg); break;
-		case OPT_KX: ok = set_once(&kx_uri, optarg); break;
-		case OPT_HUB_KX: ok = set_once(&hub_path, optarg); break;
-		case OPT_EPOCH: ok = set_once(&epoch_s, optarg); break;
-		case OPT_DEVICE: ok = set_once(&device, optarg); break;
-		case OPT_FAST: fast = true; break;
-		case 'h': help = true; break;
-		default: return bad_option(cmd, seal_usage, c, argv);
-		}
-		if (!ok)
-			return mt_cli__usage(cmd, seal_usage, "option '%s' given twice",
-			                     argv[optind - 1]);
-	}
-	if (help) {
-		if (fputs(seal_help, stdout) == EOF || fflush(stdout) != 0)
-			return MT_EXIT_ERROR;
-		return MT_EXIT_OK;
-	}
-	if (optind < argc)
-		return mt_cli__usage(cmd, seal_usage, "unexpected argument '%s'", argv[optind]);
+	u = mt_cli__parse_opts(cmd, seal_usage, seal_help, argc, argv, opts, &pos);
+	if (u != MT_CLI_CONTINUE)
+		return u;
+	if (pos < argc)
+		return mt_cli__usage(cmd, seal_usage, "unexpected argument '%s'", argv[pos]);
 	if (!ldev_uri && !fast)
 		return mt_cli__usage(cmd, seal_usage, "missing --ldev (required unless --fast)");
 	if (!kx_uri)
@@ -548,21 +491,10 @@ fail:
 
 static int packet_open(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"hub-kx", required_argument, NULL, OPT_HUB_KX},
-		{"ldev-pub", required_argument, NULL, OPT_LDEV_PUB},
-		{"kx-pub", required_argument, NULL, OPT_KX_PUB},
-		{"device", required_argument, NULL, OPT_DEVICE},
-		{"epoch", required_argument, NULL, OPT_EPOCH},
-		{"verbose", no_argument, NULL, OPT_VERBOSE},
-		{"state", required_argument, NULL, OPT_STATE},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *cmd = "packet open";
 	const char *hub_uri = NULL, *ldev_path = NULL, *kx_path = NULL, *device = NULL;
 	const char *epoch_s = NULL, *state_path = NULL, *why = NULL;
-	bool verbose = false, help = false, more = false;
+	bool verbose = false, more = false;
 	uint32_t epoch = 0;
 	uint8_t *pkt = NULL;
 	size_t pkt_len = 0, json_len = 0;
@@ -576,36 +508,24 @@ static int packet_open(int argc, char **argv)
 	struct mt_open_params op;
 	struct mt_open_result *res = NULL;
 	enum mt_err e;
-	int c, rc = MT_EXIT_ERROR;
+	int pos, u, rc = MT_EXIT_ERROR;
+	const struct mt_cli_opt opts[] = {
+		{"hub-kx", 0, MT_CLI_VALUE, &hub_uri, NULL},
+		{"ldev-pub", 0, MT_CLI_VALUE, &ldev_path, NULL},
+		{"kx-pub", 0, MT_CLI_VALUE, &kx_path, NULL},
+		{"device", 0, MT_CLI_VALUE, &device, NULL},
+		{"epoch", 0, MT_CLI_VALUE, &epoch_s, NULL},
+		{"verbose", 0, MT_CLI_FLAG, NULL, &verbose},
+		{"state", 0, MT_CLI_VALUE, &state_path, NULL},
+		{NULL, 0, MT_CLI_VALUE, NULL, NULL},
+	};
 
 	memset(&d, 0, sizeof d);
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		bool ok = true;
-
-		switch (c) {
-		case OPT_HUB_KX: ok = set_once(&hub_uri, optarg); break;
-		case OPT_LDEV_PUB: ok = set_once(&ldev_path, optarg); break;
-		case OPT_KX_PUB: ok = set_once(&kx_path, optarg); break;
-		case OPT_DEVICE: ok = set_once(&device, optarg); break;
-		case OPT_EPOCH: ok = set_once(&epoch_s, optarg); break;
-		case OPT_STATE: ok = set_once(&state_path, optarg); break;
-		case OPT_VERBOSE: verbose = true; break;
-		case 'h': help = true; break;
-		default: return bad_option(cmd, open_usage, c, argv);
-		}
-		if (!ok)
-			return mt_cli__usage(cmd, open_usage, "option '%s' given twice",
-			                     argv[optind - 1]);
-	}
-	if (help) {
-		if (fputs(open_help, stdout) == EOF || fflush(stdout) != 0)
-			return MT_EXIT_ERROR;
-		return MT_EXIT_OK;
-	}
-	if (optind < argc)
-		return mt_cli__usage(cmd, open_usage, "unexpected argument '%s'", argv[optind]);
+	u = mt_cli__parse_opts(cmd, open_usage, open_help, argc, argv, opts, &pos);
+	if (u != MT_CLI_CONTINUE)
+		return u;
+	if (pos < argc)
+		return mt_cli__usage(cmd, open_usage, "unexpected argument '%s'", argv[pos]);
 	if (!hub_uri)
 		return mt_cli__usage(cmd, open_usage, "missing --hub-kx");
 	if (!ldev_path)
@@ -764,25 +684,12 @@ out:
 
 int mt_cli_packet(int argc, char **argv)
 {
-	const char *sub;
+	static const struct mt_cli_sub subs[] = {
+		{"seal", packet_seal},
+		{"open", packet_open},
+		{NULL, NULL},
+	};
 
-	if (argc < 2) {
-		fputs("usage: medtrust packet seal|open [options]\n"
-		      "Try 'medtrust packet --help'.\n",
-		      stderr);
-		return MT_EXIT_USAGE;
-	}
-	sub = argv[1];
-	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
-		if (fputs(packet_help, stdout) == EOF || fflush(stdout) != 0)
-			return MT_EXIT_ERROR;
-		return MT_EXIT_OK;
-	}
-	if (strcmp(sub, "seal") == 0)
-		return packet_seal(argc - 1, argv + 1);
-	if (strcmp(sub, "open") == 0)
-		return packet_open(argc - 1, argv + 1);
-	fprintf(stderr, "medtrust packet: unknown command '%s'\nTry 'medtrust packet --help'.\n",
-	        sub);
-	return MT_EXIT_USAGE;
+	return mt_cli__dispatch("packet", "medtrust packet seal|open [options]", packet_help, subs,
+	                        argc, argv);
 }

@@ -4,10 +4,12 @@
  *
  * The tool is how operators, tests and other implementations reach the
  * codec (protocol §9) and the hub's audit chain (docs/audit.md).  The first
- * word picks the command group (`packet`, `key`, `audit`); each group
- * parses its own options with getopt_long.  Exit codes are fixed for the
- * whole tool (cli.h): 0 success, 1 key store or I/O failure, 2 refusal (or
- * a broken audit chain), 64 usage, 65 invalid JSON input.
+ * word picks the command group (`packet`, `key`, `audit`, ...); each group
+ * dispatches on its second word with mt_cli__dispatch and describes its
+ * options as a table for mt_cli__parse_opts (getopt_long underneath), so
+ * that every command reports option errors the same way.  Exit codes are
+ * fixed for the whole tool (cli.h): 0 success, 1 key store or I/O failure,
+ * 2 refusal (or a broken audit chain), 64 usage, 65 invalid JSON input.
  *
  * Numbers on the command line are parsed with strtoull and an end pointer,
  * digits only, range-checked: "07" is 7, "-1", "+1", " 1", "1x" and
@@ -21,6 +23,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +119,98 @@ int mt_cli__usage(const char *cmd, const char *usage, const char *fmt, ...)
 	return MT_EXIT_USAGE;
 }
 
+#define MT_CLI_OPTS_MAX 32
+
+int mt_cli__parse_opts(const char *cmd, const char *usage, const char *help, int argc,
+                       char **argv, const struct mt_cli_opt *opts, int *first_positional)
+{
+	bool want_help = false;
+	struct option lopts[MT_CLI_OPTS_MAX + 2];
+	char shortopts[2 * MT_CLI_OPTS_MAX + 4] = ":h";
+	size_t n = 0, s = 2;
+	int c;
+
+	for (n = 0; opts[n].name; n++) {
+		if (n == MT_CLI_OPTS_MAX)
+			abort(); /* a programming error: raise MT_CLI_OPTS_MAX */
+		lopts[n].name = opts[n].name;
+		lopts[n].has_arg = opts[n].kind == MT_CLI_VALUE ? required_argument : no_argument;
+		lopts[n].flag = NULL;
+		lopts[n].val = opts[n].short_name ? opts[n].short_name : 256 + (int)n;
+		if (opts[n].short_name) {
+			shortopts[s++] = opts[n].short_name;
+			if (opts[n].kind == MT_CLI_VALUE)
+				shortopts[s++] = ':';
+		}
+	}
+	shortopts[s] = '\0';
+	lopts[n] = (struct option){"help", no_argument, NULL, 'h'};
+	lopts[n + 1] = (struct option){NULL, 0, NULL, 0};
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, shortopts, lopts, NULL)) != -1) {
+		const struct mt_cli_opt *o = NULL;
+		const char *arg = argv[optind - 1];
+		size_t i;
+
+		if (c == 'h') {
+			want_help = true;
+			continue;
+		}
+		for (i = 0; i < n; i++)
+			if (c == lopts[i].val)
+				o = &opts[i];
+		if (!o) {
+			if (c == ':')
+				return mt_cli__usage(cmd, usage, "option '%s' needs a value", arg);
+			if (optopt && optopt < 256)
+				return mt_cli__usage(cmd, usage, "unknown option '-%c'", optopt);
+			return mt_cli__usage(cmd, usage, "unknown option '%s'", arg);
+		}
+		if (o->kind == MT_CLI_VALUE) {
+			if (*o->value)
+				return mt_cli__usage(cmd, usage, "option '%s' given twice", arg);
+			*o->value = optarg;
+		} else {
+			if (*o->flag && o->kind == MT_CLI_FLAG_ONCE)
+				return mt_cli__usage(cmd, usage, "option '--%s' given twice", o->name);
+			*o->flag = true;
+		}
+	}
+	if (want_help)
+		return mt_cli__print_help(help);
+	*first_positional = optind;
+	return MT_CLI_CONTINUE;
+}
+
+int mt_cli__print_help(const char *text)
+{
+	if (fputs(text, stdout) == EOF || fflush(stdout) != 0)
+		return MT_EXIT_ERROR;
+	return MT_EXIT_OK;
+}
+
+int mt_cli__dispatch(const char *group, const char *usage, const char *help,
+                     const struct mt_cli_sub *subs, int argc, char **argv)
+{
+	const char *sub;
+
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s\nTry 'medtrust %s --help'.\n", usage, group);
+		return MT_EXIT_USAGE;
+	}
+	sub = argv[1];
+	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0)
+		return mt_cli__print_help(help);
+	for (; subs->name; subs++)
+		if (strcmp(sub, subs->name) == 0)
+			return subs->run(argc - 1, argv + 1);
+	fprintf(stderr, "medtrust %s: unknown command '%s'\nTry 'medtrust %s --help'.\n", group,
+	        sub, group);
+	return MT_EXIT_USAGE;
+}
+
 int mt_cli__error(const char *what, enum mt_err e)
 {
 	fprintf(stderr, "error: %s: %s\n", what, mt_err_str(e));
@@ -196,6 +291,12 @@ void mt_cli__hex(const uint8_t *buf, size_t len, char *out)
 
 int main(int argc, char **argv)
 {
+	static const struct mt_cli_sub commands[] = {
+		{"packet", mt_cli_packet}, {"key", mt_cli_key},   {"audit", mt_cli_audit},
+		{"mfg", mt_cli_mfg},       {"init", mt_cli_init}, {"config", mt_cli_config},
+		{NULL, NULL},
+	};
+	const struct mt_cli_sub *sub;
 	const char *cmd;
 
 	if (argc < 2) {
@@ -213,18 +314,9 @@ int main(int argc, char **argv)
 			return MT_EXIT_ERROR;
 		return MT_EXIT_OK;
 	}
-	if (strcmp(cmd, "packet") == 0)
-		return mt_cli_packet(argc - 1, argv + 1);
-	if (strcmp(cmd, "key") == 0)
-		return mt_cli_key(argc - 1, argv + 1);
-	if (strcmp(cmd, "audit") == 0)
-		return mt_cli_audit(argc - 1, argv + 1);
-	if (strcmp(cmd, "mfg") == 0)
-		return mt_cli_mfg(argc - 1, argv + 1);
-	if (strcmp(cmd, "init") == 0)
-		return mt_cli_init(argc - 1, argv + 1);
-	if (strcmp(cmd, "config") == 0)
-		return mt_cli_config(argc - 1, argv + 1);
+	for (sub = commands; sub->name; sub++)
+		if (strcmp(cmd, sub->name) == 0)
+			return sub->run(argc - 1, argv + 1);
 	fprintf(stderr, "medtrust: unknown command '%s'\nTry 'medtrust --help'.\n", cmd);
 	return MT_EXIT_USAGE;
 }
