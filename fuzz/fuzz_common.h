@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <medtrust/mt_cbor.h>
 #include <medtrust/mt_crypto.h>
 #include <medtrust/mt_err.h>
 #include <medtrust/mt_keystore.h>
@@ -310,6 +311,20 @@ static inline size_t fz_sign1(struct fz_world *w, int which, const uint8_t *msg,
 	out[n++] = 0x40;
 	memcpy(out + n, sig, MT_SIG_LEN);
 	return n + MT_SIG_LEN;
+}
+
+/* A text field a parser hands back: 1–64 bytes of valid UTF-8 (the
+ * library's own strict check, unit-tested in tests/unit/test_cbor.c) with
+ * no C0 control character and no DEL. */
+static inline bool fuzz_text_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64 || !mt_utf8_valid((const uint8_t *)s, n))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
 }
 
 #endif

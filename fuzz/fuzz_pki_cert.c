@@ -35,43 +35,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Strict UTF-8 (RFC 3629) of 1–64 bytes without C0 controls or DEL. */
-static bool text_ok(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s);
-	if (n == 0 || n > 64)
-		return false;
-	for (size_t i = 0; i < n;) {
-		unsigned c = p[i], need, cp, min;
-		if (c < 0x20 || c == 0x7f)
-			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			need = 1, cp = c & 0x1f, min = 0x80;
-		else if (c >= 0xe0 && c <= 0xef)
-			need = 2, cp = c & 0x0f, min = 0x800;
-		else if (c >= 0xf0 && c <= 0xf4)
-			need = 3, cp = c & 0x07, min = 0x10000;
-		else
-			return false;
-		if (need > n - i - 1)
-			return false;
-		for (unsigned k = 1; k <= need; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += 1 + need;
-	}
-	return true;
-}
-
 static bool same_der(const struct mt_cert *a, const struct mt_cert *b)
 {
 	size_t la = 0, lb = 0;
@@ -133,7 +96,7 @@ static void check_cert(const struct mt_cert *c)
 	char cn[MT_PKI_CN_MAX];
 	enum mt_err e = mt_cert_subject_cn(c, cn, sizeof cn);
 	if (e == MT_OK) {
-		if (!text_ok(cn))
+		if (!fuzz_text_ok(cn))
 			abort();
 	} else if (e != MT_ERR_NOT_FOUND && e != MT_ERR_PKI_SUBJECT && e != MT_ERR_NOMEM) {
 		abort(); /* a 64-byte CN fits MT_PKI_CN_MAX: never MT_ERR_BUFFER */

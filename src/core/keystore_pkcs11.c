@@ -905,6 +905,31 @@ static int has_mechanism(struct p11_token *t, CK_MECHANISM_TYPE mech, CK_FLAGS n
 	return (info.flags & need) == need;
 }
 
+/* The CKA_ID of a key about to be generated at `u`: refuses a label or id
+ * already in use, then takes the URI's id or a fresh random 8-byte one that
+ * no key in the token uses yet. */
+static enum mt_err new_key_id(struct p11_token *t, const struct mt_keystore__uri *u,
+                              uint8_t id[MT_KEYSTORE__ID_MAX], size_t *id_len)
+{
+	enum mt_err e = exists_locked(t, u->object, u->has_id ? u->id : NULL, u->id_len);
+	if (e != MT_OK)
+		return e;
+	if (u->has_id) {
+		memcpy(id, u->id, u->id_len);
+		*id_len = u->id_len;
+		return MT_OK;
+	}
+	for (int tries = 0;; tries++) {
+		*id_len = 8;
+		e = mt_random(id, *id_len);
+		if (e == MT_OK)
+			e = exists_locked(t, NULL, id, *id_len);
+		if (e != MT_ERR_KS_EXISTS || tries == 3)
+			break;
+	}
+	return e == MT_ERR_KS_EXISTS ? MT_ERR_KS_OPERATION : e;
+}
+
 static enum mt_err generate_locked(struct p11_token *t, const struct mt_keystore__uri *u,
                                    enum mt_key_type type, enum mt_key_role role,
                                    CK_OBJECT_HANDLE *priv, struct mt_pubkey **pub)
@@ -926,25 +951,9 @@ static enum mt_err generate_locked(struct p11_token *t, const struct mt_keystore
 	                          role == MT_KEY_ROLE_SIGN ? CKF_SIGN : CKF_DERIVE)) {
 		return MT_ERR_UNSUPPORTED;
 	}
-	e = exists_locked(t, u->object, u->has_id ? u->id : NULL, u->id_len);
+	e = new_key_id(t, u, id, &id_len);
 	if (e != MT_OK)
 		return e;
-	if (u->has_id) {
-		memcpy(id, u->id, u->id_len);
-		id_len = u->id_len;
-	} else {
-		/* A fresh random id that no key in the token uses yet. */
-		for (int tries = 0;; tries++) {
-			id_len = 8;
-			e = mt_random(id, id_len);
-			if (e == MT_OK)
-				e = exists_locked(t, NULL, id, id_len);
-			if (e != MT_ERR_KS_EXISTS || tries == 3)
-				break;
-		}
-		if (e != MT_OK)
-			return e == MT_ERR_KS_EXISTS ? MT_ERR_KS_OPERATION : e;
-	}
 
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_BBOOL sign = role == MT_KEY_ROLE_SIGN ? CK_TRUE : CK_FALSE;
@@ -1038,20 +1047,9 @@ static enum mt_err generate_kek_locked(struct p11_token *t, const struct mt_keys
 		return MT_ERR_KS_URI;
 	if (!has_mechanism(t, CKM_AES_KEY_GEN, CKF_GENERATE))
 		return MT_ERR_UNSUPPORTED;
-	e = exists_locked(t, u->object, u->has_id ? u->id : NULL, u->id_len);
+	e = new_key_id(t, u, id, &id_len);
 	if (e != MT_OK)
 		return e;
-	if (u->has_id) {
-		memcpy(id, u->id, u->id_len);
-		id_len = u->id_len;
-	} else {
-		id_len = 8;
-		e = mt_random(id, id_len);
-		if (e == MT_OK)
-			e = exists_locked(t, NULL, id, id_len);
-		if (e != MT_OK)
-			return e == MT_ERR_KS_EXISTS ? MT_ERR_KS_OPERATION : e;
-	}
 
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
