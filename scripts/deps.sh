@@ -42,6 +42,9 @@ PACKAGES=(
 	p11-kit
 	softhsm2
 	opensc
+	libevent-dev
+	libcurl4-openssl-dev
+	curl
 	python3
 	python3-cbor2
 	python3-cryptography

@@ -101,4 +101,17 @@ MT_NODISCARD enum mt_err mt_key_sign(struct mt_key *k, const uint8_t *msg, size_
 MT_NODISCARD enum mt_err mt_key_ecdh(struct mt_key *k, const struct mt_pubkey *peer,
                                      uint8_t x[32]);
 
+/* An OpenSSL EVP_PKEY that signs with `k`, for TLS (SSL_CTX_use_PrivateKey,
+ * SSL_use_PrivateKey) and nothing else.  For a software key it is the key
+ * itself (a new reference).  For a P-256 key in a PKCS#11 token it is a
+ * public key whose ECDSA signing operation is routed through the token
+ * (the digest is computed by OpenSSL, signed in the token, as mt_key_sign
+ * does for ES256): the private key never leaves the token.  Signing is
+ * serialised per key, so one key may serve several TLS threads.  `k` must
+ * outlive the EVP_PKEY.  The caller frees *out with EVP_PKEY_free.
+ * Errors: MT_ERR_KEY_TYPE (an Ed25519 token key, or a derive-only key),
+ * MT_ERR_CRYPTO, MT_ERR_NOMEM. */
+struct evp_pkey_st;
+MT_NODISCARD enum mt_err mt_key_evp(struct mt_key *k, struct evp_pkey_st **out);
+
 #endif
