@@ -134,6 +134,14 @@ enum mt_err {
 	MT_ERR_CONFIG_DUPLICATE = 802,/* a key given twice */
 	MT_ERR_CONFIG_TOO_LONG = 803, /* a line or the file over its bound */
 	MT_ERR_CONFIG_UTF8 = 804,     /* not UTF-8, or a control character */
+
+	/* 900..999: the device registry (mt_registry.h; threats D01-D06) */
+	MT_ERR_REG_DB = 900,          /* the registry database failed */
+	MT_ERR_REG_UNTRUSTED = 901,   /* manifest or birth cert of no trusted manufacturer */
+	MT_ERR_REG_CONFLICT = 902,    /* serial owned by another manifest or birth key */
+	MT_ERR_REG_STATE = 903,       /* device status forbids the operation */
+	MT_ERR_REG_UNKNOWN = 904,     /* serial in no imported manifest */
+	MT_ERR_REG_CLONE = 905,       /* same serial, another birth key or certificate */
 };
 
 /* A sentence describing `e`; never NULL. */

@@ -43,6 +43,11 @@ int mt_cli_mfg(int argc, char **argv);
 /* `medtrust init DIR` (cmd_init.c) and `medtrust config check` (cmd_config.c). */
 int mt_cli_init(int argc, char **argv);
 int mt_cli_config(int argc, char **argv);
+/* `medtrust trust|manifest|device|crl ...` (cmd_lifecycle.c): the registry. */
+int mt_cli_trust(int argc, char **argv);
+int mt_cli_manifest(int argc, char **argv);
+int mt_cli_device(int argc, char **argv);
+int mt_cli_crl(int argc, char **argv);
 
 /* Parse a decimal uint32 exactly: digits only, no sign, no spaces, no
  * overflow.  false on anything else. */

@@ -18,16 +18,8 @@
 
 #include "cli.h"
 #include "medtrust/mt_config.h"
+#include "medtrust/mt_deploy.h"
 
-/* Every key of medtrust.conf (docs/operations.md "Creating a deployment"). */
-static const char *const config_keys[] = {
-        "hospital",        "softhsm2_conf",   "ca_key",       "hub_tls_key",
-        "broker_tls_key",  "kx_key",          "cmd_key",      "audit_key",
-        "kek_key",         "ca_cert",         "hub_tls_cert", "broker_tls_cert",
-        "hub_client_cert", "cmd_cert",        "hub_kx_pub",   "audit_pub",
-        "crl",             "hub_hosts",       "broker_hosts", "db_path",
-        "audit_checkpoints",
-};
 
 static const char check_usage[] = "medtrust config check FILE";
 
@@ -63,7 +55,7 @@ int mt_cli_config(int argc, char **argv)
 	}
 	if (argc != 3 || argv[2][0] == '-')
 		return mt_cli__usage("config", check_usage, "give exactly one FILE");
-	e = mt_config_load(argv[2], config_keys, sizeof(config_keys) / sizeof(config_keys[0]), &c,
+	e = mt_config_load(argv[2], mt_deploy_keys, mt_deploy_n_keys, &c,
 	                   &line);
 	if (e == MT_ERR_IO || e == MT_ERR_NOMEM) {
 		fprintf(stderr, "error: reading %s: %s\n", argv[2], mt_err_str(e));

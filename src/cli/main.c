@@ -56,6 +56,13 @@ static const char mt_top_help[] =
 	"  mfg make      make N devices (birth keys, birth certificates, manifest)\n"
 	"  mfg verify-manifest\n"
 	"                check a device manifest against a manufacturer root\n"
+	"  trust add-manufacturer ROOT.pem\n"
+	"                trust a manufacturer root (its manifests and birth certs)\n"
+	"  manifest import FILE\n"
+	"                verify a device manifest and record its devices\n"
+	"  device list|show|revoke|decommission|release\n"
+	"                the device registry and the devices' certificates\n"
+	"  crl refresh   sign a new CRL of the operator CA now\n"
 	"\n"
 	"Run 'medtrust <command> --help' (e.g. 'medtrust packet seal --help') for\n"
 	"the options of each.\n"
@@ -294,6 +301,8 @@ int main(int argc, char **argv)
 	static const struct mt_cli_sub commands[] = {
 		{"packet", mt_cli_packet}, {"key", mt_cli_key},   {"audit", mt_cli_audit},
 		{"mfg", mt_cli_mfg},       {"init", mt_cli_init}, {"config", mt_cli_config},
+		{"trust", mt_cli_trust},   {"manifest", mt_cli_manifest},
+		{"device", mt_cli_device}, {"crl", mt_cli_crl},
 		{NULL, NULL},
 	};
 	const struct mt_cli_sub *sub;

@@ -103,6 +103,12 @@ const char *mt_err_str(enum mt_err e)
 	case MT_ERR_CONFIG_DUPLICATE: return "configuration key given twice";
 	case MT_ERR_CONFIG_TOO_LONG: return "configuration line or file too long";
 	case MT_ERR_CONFIG_UTF8: return "configuration text is not UTF-8 or holds a control character";
+	case MT_ERR_REG_DB: return "the device registry database failed";
+	case MT_ERR_REG_UNTRUSTED: return "not from a trusted manufacturer";
+	case MT_ERR_REG_CONFLICT: return "device already claimed by another manifest or birth key";
+	case MT_ERR_REG_STATE: return "the device's status does not allow this";
+	case MT_ERR_REG_UNKNOWN: return "serial not in any imported manifest";
+	case MT_ERR_REG_CLONE: return "possible clone: serial presented with another birth key or certificate";
 	}
 	return "unknown error";
 }
