@@ -1,0 +1,45 @@
+/*
+ * hub.h — medtrustd's onboarding service: the EST endpoints and
+ * /mt/v1/onboard of protocol §2 behind the HTTPS server (https.h), with
+ * every check §2 asks for, per-source and per-identity rate limits, and an
+ * audit record for every outcome (docs/onboarding.md; threats B, D).
+ *
+ *   GET  /.well-known/est/cacerts          no client certificate needed
+ *   POST /.well-known/est/simpleenroll     birth certificate (TLS client cert)
+ *   POST /.well-known/est/simplereenroll   current operational certificate
+ *   POST /mt/v1/onboard                    current operational certificate
+ *   GET  /healthz                          "ok" (for supervisors and tests)
+ *
+ * mt_hub_handle is the https.h handler; it is thread-safe (the registry,
+ * the CA key and the audit writer are used under one lock; TLS, CSR
+ * parsing and proof-of-possession run outside it).
+ */
+#ifndef MT_HUB_HUB_H
+#define MT_HUB_HUB_H
+
+#include <stdint.h>
+
+#include "https.h"
+#include "medtrust/mt_deploy.h"
+
+struct mt_hub;
+
+/* Open the deployment at conf_path (mt_deploy_open), its CA, audit writer
+ * and the public material served to devices.  `why` gets a sentence on
+ * failure. */
+MT_NODISCARD enum mt_err mt_hub_open(const char *conf_path, struct mt_hub **out, char *why,
+                                     size_t why_cap);
+void mt_hub_close(struct mt_hub *h);
+
+struct mt_deploy *mt_hub_deploy(struct mt_hub *h);
+
+/* The https.h handler (arg = the hub). */
+void mt_hub_handle(void *arg, const struct mt_https_req *rq, struct mt_https_resp *rs);
+
+/* Periodic work (medtrustd calls it every few seconds): a new CRL when
+ * the current one is past half its life (so the fleet is never locked
+ * out by an expired CRL), an audit checkpoint when one is due by time.
+ * *crl_signed (may be NULL) says whether a CRL was signed. */
+MT_NODISCARD enum mt_err mt_hub_tick(struct mt_hub *h, int64_t now, bool *crl_signed);
+
+#endif
