@@ -33,6 +33,7 @@ enum mt_err {
 	MT_ERR_NOT_FOUND = 7,  /* no such object */
 	MT_ERR_UNSUPPORTED = 8,/* valid but not supported here */
 	MT_ERR_RANDOM = 9,     /* the random generator failed */
+	MT_ERR_REFUSED = 10,   /* a peer (the hub) refused the request */
 
 	/* 100..199: strict CBOR decoding and encoding (protocol "Strict CBOR") */
 	MT_ERR_CBOR_TRUNCATED = 100,    /* item or length runs past the input */

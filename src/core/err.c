@@ -18,6 +18,7 @@ const char *mt_err_str(enum mt_err e)
 	case MT_ERR_NOT_FOUND: return "not found";
 	case MT_ERR_UNSUPPORTED: return "not supported";
 	case MT_ERR_RANDOM: return "random number generator failure";
+	case MT_ERR_REFUSED: return "refused by the peer";
 	case MT_ERR_CBOR_TRUNCATED: return "CBOR item runs past the end of the input";
 	case MT_ERR_CBOR_TRAILING: return "bytes after the CBOR item";
 	case MT_ERR_CBOR_INDEFINITE: return "indefinite-length CBOR item or break code";
