@@ -14,7 +14,8 @@
 # Variables: JOBS (parallel build jobs, default nproc), FUZZ_SECONDS (per
 # harness, default 60), FUZZ_MAX_LEN (default 70000: a whole packet and
 # some), BENCH_ARGS (passed to build/bench/packet, e.g. "--seconds 1 --json"),
-# CTEST_ARGS (extra ctest arguments, e.g. "-R packet" or "-j2").
+# CTEST_ARGS (extra ctest arguments, e.g. "-R packet" or "-j2"), ONBOARD_ARGS
+# (passed to build/bench/onboard, e.g. "--devices 5000 --clients 8").
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -28,6 +29,7 @@ BUILD_TYPE ?= RelWithDebInfo
 FUZZ_SECONDS ?= 60
 FUZZ_MAX_LEN ?= 70000
 BENCH_ARGS ?=
+ONBOARD_ARGS ?=
 CTEST_ARGS ?=
 
 CMAKE_COMMON := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
@@ -37,7 +39,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 # One harness per fuzz/fuzz_*.c; the corpus of each is fuzz/corpus/<name>/.
 FUZZERS := $(sort $(basename $(notdir $(wildcard fuzz/fuzz_*.c))))
 
-.PHONY: help deps build test test-build test-asan demo fuzz seeds bench clean
+.PHONY: help deps build test test-build test-asan demo fuzz seeds bench bench-onboard clean
 
 help: ## this list
 	@echo "medtrust — make targets:"
@@ -105,8 +107,12 @@ seeds: $(FUZZ_DIR)/CMakeCache.txt ## regenerate the library-made seeds in fuzz/c
 	cmake --build $(FUZZ_DIR) -j$(JOBS) --target make_seeds
 	$(FUZZ_DIR)/fuzz/make_seeds fuzz/corpus
 
-bench: build ## packet benchmark on one core: seal/open vs raw OpenSSL verify
+bench: build ## packet benchmark on one core: seal/open vs raw OpenSSL verify; then onboarding
 	$(BUILD_DIR)/bench/packet $(BENCH_ARGS)
+	$(BUILD_DIR)/bench/onboard --medtrust $(BUILD_DIR)/medtrust $(ONBOARD_ARGS)
+
+bench-onboard: build ## EST enrolment + onboarding of 1,000 soft-key devices (goal >= 300/s)
+	$(BUILD_DIR)/bench/onboard --medtrust $(BUILD_DIR)/medtrust $(ONBOARD_ARGS)
 
 clean: ## remove build/, build-asan/, build-fuzz/, fuzz work dirs and demo-deploy/
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR) fuzz/corpus-work fuzz/out demo-deploy

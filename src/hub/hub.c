@@ -53,6 +53,7 @@
 #include <openssl/pem.h>
 
 #include "hub.h"
+#include "medtrust/mt_est.h"
 #include "medtrust/mt_message.h"
 #include "ratelimit.h"
 
@@ -114,39 +115,6 @@ __attribute__((format(printf, 3, 4))) static void answer_text(struct mt_https_re
 		n = (int)sizeof buf - 2;
 	buf[n++] = '\n';
 	answer(rs, status, "text/plain; charset=utf-8", buf, (size_t)n);
-}
-
-/* Base64 (RFC 4648, line breaks and blanks allowed) into out[0..cap). */
-static bool b64_decode(const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_t *olen)
-{
-	EVP_ENCODE_CTX *ctx;
-	int n1 = 0, n2 = 0;
-	bool ok;
-
-	if (len == 0 || len > 4 * (cap / 3) + 4 + len / 32 + 64 || len > INT32_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		uint8_t c = in[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '+' || c == '/' || c == '=' || c == '\r' || c == '\n' || c == ' ' ||
-		      c == '\t'))
-			return false;
-	}
-	/* EVP_DecodeUpdate writes at most 3/4 of its input, plus a block. */
-	if ((len / 4) * 3 + 3 > cap)
-		return false;
-	ctx = EVP_ENCODE_CTX_new();
-	if (ctx == NULL)
-		return false;
-	EVP_DecodeInit(ctx);
-	ok = EVP_DecodeUpdate(ctx, out, &n1, in, (int)len) >= 0 &&
-	     EVP_DecodeFinal(ctx, out + n1, &n2) == 1;
-	EVP_ENCODE_CTX_free(ctx);
-	if (!ok || n1 + n2 <= 0)
-		return false;
-	*olen = (size_t)(n1 + n2);
-	return true;
 }
 
 static bool ctype_is(const char *ct, const char *want)
@@ -480,7 +448,7 @@ static int csr_parse(const struct mt_https_req *rq, struct csr *c, const char **
 		(void)snprintf(sentence, cap, "CSR over %u bytes", (unsigned)MT_PKI_INPUT_MAX);
 		return 413;
 	}
-	if (!b64_decode(rq->body, rq->body_len, der, sizeof der, &len)) {
+	if (mt_est_b64_decode(rq->body, rq->body_len, der, sizeof der, &len) != MT_OK) {
 		*word = "csr_not_base64";
 		(void)snprintf(sentence, cap, "the body is not a base64 PKCS#10 request");
 		return 400;
@@ -762,36 +730,21 @@ static void ep_reenroll(struct mt_hub *h, const struct mt_https_req *rq,
 static int onboard_body(const struct mt_https_req *rq, uint8_t *spki, size_t *spki_len,
                         const char **word, char *sentence, size_t cap)
 {
-	json_error_t jerr;
-	json_t *root, *kx;
-	const char *s;
-	struct mt_pubkey *pk = NULL;
-	int st = 0;
+	const char *why = NULL;
+	enum mt_err e;
 
 	if (!ctype_is(rq->content_type, "application/json")) {
 		*word = "content_type";
 		(void)snprintf(sentence, cap, "the body must be application/json");
 		return 415;
 	}
-	root = json_loadb((const char *)rq->body, rq->body_len, JSON_REJECT_DUPLICATES, &jerr);
-	if (root == NULL || !json_is_object(root) || json_object_size(root) != 1 ||
-	    (kx = json_object_get(root, "kx")) == NULL || !json_is_string(kx)) {
-		json_decref(root);
-		*word = "body";
-		(void)snprintf(sentence, cap, "the body must be {\"kx\": \"<base64 DER SPKI>\"}");
+	e = mt_est_onboard_body(rq->body, rq->body_len, spki, spki_len, &why);
+	if (e != MT_OK) {
+		*word = e == MT_ERR_KEY_FORMAT || e == MT_ERR_KEY_TYPE ? "kx_key" : "body";
+		(void)snprintf(sentence, cap, "%s", why ? why : mt_err_str(e));
 		return 400;
 	}
-	s = json_string_value(kx);
-	if (!b64_decode((const uint8_t *)s, strlen(s), spki, MT_SPKI_MAX, spki_len) ||
-	    mt_pubkey_from_spki(spki, *spki_len, &pk) != MT_OK ||
-	    mt_pubkey_type(pk) != MT_KEY_P256) {
-		*word = "kx_key";
-		(void)snprintf(sentence, cap, "kx is not a base64 DER P-256 public key");
-		st = 400;
-	}
-	mt_pubkey_free(pk);
-	json_decref(root);
-	return st;
+	return 0;
 }
 
 static void ep_onboard(struct mt_hub *h, const struct mt_https_req *rq, struct mt_https_resp *rs,
