@@ -28,13 +28,16 @@
  *   7. issue CN=<serial from the birth certificate> for the CSR's key; a
  *      fresh enrolment supersedes (revokes) the device's earlier
  *      certificates, so only one operational identity is alive
+ * A fresh enrolment that supersedes certificates signs a new CRL at once
+ * and runs the revoke hook, as `medtrust device revoke` does.
  * simplereenroll checks the operational certificate instead (chains to the
  * operator CA, is the registry's, not revoked, device active) and does not
  * supersede: the old certificate simply expires.
  *
  * Rate limits (D10): a bucket per source address (est_rate/s, est_burst)
  * for every endpoint but /healthz, and a bucket per device id for
- * enrolment (burst 10, one per 6 s).  A refused request is audited when it
+ * enrolment (burst 10, one per 6 s) that only birth certificates chaining
+ * to a trusted manufacturer draw on.  A refused request is audited when it
  * is the first of a run and then every 100th, with the count, so a flood
  * cannot flood the audit chain but leaves its size in it.
  */
@@ -467,7 +470,7 @@ static int csr_parse(const struct mt_https_req *rq, struct csr *c, const char **
 /* Issue for `serial` and answer with the PKCS#7.  Under the lock. */
 static enum mt_err issue(struct mt_hub *h, const char *serial, const struct mt_pubkey *pub,
                          bool supersede, int64_t now, struct mt_https_resp *rs, char *extra,
-                         size_t extra_cap)
+                         size_t extra_cap, size_t *superseded)
 {
 	struct mt_pki_leaf leaf = {0};
 	struct mt_cert *cert = NULL;
@@ -506,6 +509,7 @@ static enum mt_err issue(struct mt_hub *h, const char *serial, const struct mt_p
 		free(b64);
 		return e;
 	}
+	*superseded = n_sup;
 	rs->status = 200;
 	rs->content_type = "application/pkcs7-mime; smime-type=certs-only";
 	rs->body = (uint8_t *)b64;
@@ -513,6 +517,29 @@ static enum mt_err issue(struct mt_hub *h, const char *serial, const struct mt_p
 	rs->extra_header_name = "Content-Transfer-Encoding";
 	rs->extra_header_value = "base64";
 	return MT_OK;
+}
+
+/* Certificates superseded by a fresh enrolment are revoked in the
+ * registry (the hub refuses them at once); publish that to everyone else
+ * who reads the CRL — the broker above all — and run the revoke hook so
+ * live sessions of the old identity drop.  Under the lock. */
+static void superseded_published(struct mt_hub *h, const struct mt_https_req *rq,
+                                 const char *serial, int64_t now)
+{
+	int64_t next = 0;
+	enum mt_err ce = mt_deploy_crl_refresh(h->d, now, &next);
+	enum mt_err he = mt_deploy_revoke_hook(h->d, serial, "superseded");
+	char ex[160];
+
+	if (ce == MT_OK)
+		h->crl_next_update = next;
+	(void)snprintf(ex, sizeof ex, "\"crl\":\"%s\",\"crl_next_update\":%" PRId64 ",\"hook\":\"%s\"",
+	               ce == MT_OK ? "signed" : "FAILED", next,
+	               mt_deploy_get(h->d, "revoke_hook") == NULL ? "none"
+	               : he == MT_OK                              ? "ok"
+	                                                          : "FAILED");
+	audit_outcome(h, rq, "crl.superseded", serial, ce == MT_OK ? MT_AUDIT_OK : MT_AUDIT_ERROR,
+	              "superseded", ex);
 }
 
 /* ---- endpoints ---------------------------------------------------------- */
@@ -556,7 +583,12 @@ static void ep_enroll(struct mt_hub *h, const struct mt_https_req *rq, struct mt
 	}
 	wr[0] = p.cn;
 	pthread_mutex_lock(&h->lock);
-	if (!mt_rl_take(&h->rl_id, p.cn, (uint64_t)now * 1000u, &refused)) {
+	e = mt_registry_chain_to_root(h->d->reg, p.c[0], (const struct mt_cert *const *)p.c + 1,
+	                              p.n - 1, MT_PKI_PURPOSE_CLIENT, now, &mfg);
+	/* The per-device budget counts only birth certificates that chain to a
+	 * trusted manufacturer: a stranger naming a device in a certificate of
+	 * its own cannot spend the device's enrolments (D10). */
+	if (e == MT_OK && !mt_rl_take(&h->rl_id, p.cn, mt_deploy_now_ms(), &refused)) {
 		if (refused % HUB_AUDIT_EVERY == 1) {
 			char ex[64];
 
@@ -570,8 +602,6 @@ static void ep_enroll(struct mt_hub *h, const struct mt_https_req *rq, struct mt
 		rs->extra_header_value = "6";
 		return;
 	}
-	e = mt_registry_chain_to_root(h->d->reg, p.c[0], (const struct mt_cert *const *)p.c + 1,
-	                              p.n - 1, MT_PKI_PURPOSE_CLIENT, now, &mfg);
 	pthread_mutex_unlock(&h->lock);
 	if (e != MT_OK) {
 		const struct mt_cert *roots[1] = {h->d->ca_cert};
@@ -645,11 +675,16 @@ static void ep_enroll(struct mt_hub *h, const struct mt_https_req *rq, struct mt
 		st = 403;
 	}
 	if (st == 0) {
-		e = issue(h, p.cn, c.pub, dev.status == MT_DEV_ACTIVE, now, rs, extra, sizeof extra);
+		size_t n_sup = 0;
+
+		e = issue(h, p.cn, c.pub, dev.status == MT_DEV_ACTIVE, now, rs, extra, sizeof extra,
+		          &n_sup);
 		if (e == MT_OK) {
 			audit_outcome(h, rq, "est.enroll", p.cn, MT_AUDIT_OK,
 			              dev.status == MT_DEV_ACTIVE ? "re-enrolment" : "first_enrolment",
 			              extra);
+			if (n_sup > 0)
+				superseded_published(h, rq, p.cn, now);
 		} else {
 			wr[1] = "issue_failed";
 			(void)snprintf(sentence, sizeof sentence, "could not issue: %s", mt_err_str(e));
@@ -707,7 +742,9 @@ static void ep_reenroll(struct mt_hub *h, const struct mt_https_req *rq,
 	if (st == 0)
 		st = check_operational(h, &p, now, &dev, &wr[1], sentence, sizeof sentence);
 	if (st == 0) {
-		e = issue(h, p.cn, c.pub, false, now, rs, extra, sizeof extra);
+		size_t n_sup = 0;
+
+		e = issue(h, p.cn, c.pub, false, now, rs, extra, sizeof extra, &n_sup);
 		if (e == MT_OK) {
 			audit_outcome(h, rq, "est.reenroll", p.cn, MT_AUDIT_OK, "renewal", extra);
 		} else {
