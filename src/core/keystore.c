@@ -30,6 +30,11 @@
  *    logged; the parser copies nothing else of it.
  *  - A `struct mt_key` owns its public half and its backend state;
  *    mt_key_free() releases both and wipes the struct.
+ *  - A key signs one message or digest at a time: mt_key_sign() and
+ *    mt_keystore__sign_digest() (the TLS path of keystore_evp.c) hold the
+ *    key's own mutex around the backend call, so one key may serve several
+ *    threads whatever its backend.  The mutex is taken before any lock of
+ *    the backend and never while holding one.
  *
  * Why a vtable and not `if (pkcs11)` everywhere: the same calls drive a
  * hardware token, SoftHSM2 in tests and an encrypted file in the fleet
@@ -41,6 +46,7 @@
 
 #include "medtrust/mt_keystore.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +62,10 @@ enum mt_err mt_keystore__key_new(const struct mt_keystore__backend *be, enum mt_
 	struct mt_key *k = calloc(1, sizeof(*k));
 	if (k == NULL)
 		return MT_ERR_NOMEM;
+	if (pthread_mutex_init(&k->lock, NULL) != 0) {
+		free(k);
+		return MT_ERR_NOMEM;
+	}
 	k->be = be;
 	k->type = type;
 	k->roles = roles;
@@ -70,6 +80,7 @@ void mt_key_free(struct mt_key *k)
 	if (k->be != NULL && k->be->release != NULL && k->state != NULL)
 		k->be->release(k);
 	mt_pubkey_free(k->pub);
+	pthread_mutex_destroy(&k->lock);
 	OPENSSL_cleanse(k, sizeof(*k));
 	free(k);
 }
@@ -93,7 +104,25 @@ enum mt_err mt_key_sign(struct mt_key *k, const uint8_t *msg, size_t len, uint8_
 	if (k->type != MT_KEY_P256 && k->type != MT_KEY_ED25519)
 		return MT_ERR_KS_KEY_TYPE;
 	static const uint8_t empty[1];
+	pthread_mutex_lock(&k->lock);
 	enum mt_err e = k->be->sign(k, msg != NULL ? msg : empty, len, sig);
+	pthread_mutex_unlock(&k->lock);
+	if (e != MT_OK)
+		OPENSSL_cleanse(sig, MT_SIG_LEN);
+	return e;
+}
+
+enum mt_err mt_keystore__sign_digest(struct mt_key *k, const uint8_t digest[32],
+                                     uint8_t sig[MT_SIG_LEN])
+{
+	if (k == NULL || digest == NULL || sig == NULL || k->be == NULL)
+		return MT_ERR_ARG;
+	if ((k->roles & MT_KEYSTORE__ROLE_SIGN) == 0 || k->type != MT_KEY_P256 ||
+	    k->be->sign_digest == NULL)
+		return MT_ERR_KS_KEY_TYPE;
+	pthread_mutex_lock(&k->lock);
+	enum mt_err e = k->be->sign_digest(k, digest, sig);
+	pthread_mutex_unlock(&k->lock);
 	if (e != MT_OK)
 		OPENSSL_cleanse(sig, MT_SIG_LEN);
 	return e;

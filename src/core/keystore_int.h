@@ -16,10 +16,16 @@
  * from the raw public bytes (SEC1 point or Ed25519 key) through
  * mt_pubkey_from_raw(), so the public object never references private
  * material, whichever backend made it.
+ *
+ * Threads: a key signs one thing at a time (its `lock`), so the EVP_PKEY of
+ * mt_key_evp (keystore_evp.c) may be used by several TLS threads at once;
+ * a backend guards whatever its keys share (keystore_pkcs11.c: one session
+ * per token).
  */
 #ifndef MT_KEYSTORE_INT_H
 #define MT_KEYSTORE_INT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,12 +44,24 @@
 
 struct mt_key;
 
-/* One backend: how a key of that kind signs, derives and dies.  sign and
- * ecdh are called only after the front end checked role and types. */
+/* The `name` of the software backend (keystore_soft.c), whose key `state`
+ * is the private EVP_PKEY; mt_key_evp() hands that out for software keys. */
+#define MT_KEYSTORE__SOFT_NAME "software"
+
+/* One backend: how a key of that kind signs, derives and dies.  sign,
+ * sign_digest and ecdh are called only after the front end checked role
+ * and types, and sign and sign_digest with the key's `lock` held. */
 struct mt_keystore__backend {
 	const char *name;
 	enum mt_err (*sign)(struct mt_key *k, const uint8_t *msg, size_t len,
 	                    uint8_t sig[MT_SIG_LEN]);
+	/* ECDSA P-256 over a digest someone else computed (mt_key_evp: OpenSSL
+	 * hashed the TLS transcript), already cut or padded to the 32 bytes
+	 * ECDSA uses for a 256-bit order; writes r ‖ s.  NULL for the software
+	 * backend, whose `state` is the private EVP_PKEY itself and is handed
+	 * out as such (MT_KEYSTORE__SOFT_NAME). */
+	enum mt_err (*sign_digest)(struct mt_key *k, const uint8_t digest[32],
+	                           uint8_t sig[MT_SIG_LEN]);
 	enum mt_err (*ecdh)(struct mt_key *k, const struct mt_pubkey *peer, uint8_t x[32]);
 	/* Release the backend state (wiping secrets); not the key itself. */
 	void (*release)(struct mt_key *k);
@@ -55,6 +73,10 @@ struct mt_key {
 	unsigned roles;        /* MT_KEYSTORE__ROLE_* allowed for this key */
 	struct mt_pubkey *pub; /* owned */
 	void *state;           /* owned by the backend */
+	/* Serialises signing with this key (mt_key_sign and the EVP_PKEY of
+	 * mt_key_evp), so one key may serve several threads.  Taken before a
+	 * backend's own locks (keystore_pkcs11.c's op_lock), never after. */
+	pthread_mutex_t lock;
 };
 
 /* A parsed key URI.  Strings are NUL-terminated heap copies (percent-decoded),
@@ -94,6 +116,12 @@ void mt_keystore__uri_clear(struct mt_keystore__uri *u);
  * both of which mt_key_free() releases (state through be->release). */
 enum mt_err mt_keystore__key_new(const struct mt_keystore__backend *be, enum mt_key_type type,
                                  unsigned roles, struct mt_key **out);
+/* Sign a 32-byte digest with P-256 key `k` (r ‖ s), for mt_key_evp's
+ * EVP_PKEY: the front end's role and type checks, then be->sign_digest
+ * under k->lock.  Errors: MT_ERR_KS_KEY_TYPE (not a P-256 sign key, or a
+ * backend without sign_digest), MT_ERR_KS_OPERATION. */
+enum mt_err mt_keystore__sign_digest(struct mt_key *k, const uint8_t digest[32],
+                                     uint8_t sig[MT_SIG_LEN]);
 
 /* keystore_pkcs11.c */
 enum mt_err mt_keystore__p11_open(const struct mt_keystore__uri *u, struct mt_key **out);

@@ -30,6 +30,21 @@
  *    we logged in).  `reg_lock` guards the registry; each token's `op_lock`
  *    serialises operations on its shared session (PKCS#11 sessions hold one
  *    active operation).  Lock order: reg_lock, then op_lock, never reversed.
+ *  - Threads.  p11-kit initialises every module with CKF_OS_LOCKING_OK (and
+ *    its own mutex callbacks), so the module may be entered from several
+ *    threads at once: slot, token and mechanism queries need no lock of
+ *    ours beyond reg_lock for the registry.  A session is another matter:
+ *    two URIs naming the same token share one session (FIELD-NOTES), and a
+ *    session holds one active operation (C_SignInit…C_Sign,
+ *    C_FindObjectsInit…Final), so two threads signing with two keys of one
+ *    token — the hub's TLS threads, through mt_key_evp — would otherwise
+ *    interleave on it: CKR_OPERATION_ACTIVE, or one thread's C_Sign
+ *    finishing the other's operation.  Every call that takes a session
+ *    handle therefore runs under the token's op_lock, with two exceptions
+ *    that no other thread can see: C_OpenSession and C_Login on a session
+ *    not yet in the registry, and C_Logout and C_CloseSession after its last
+ *    key is gone (both under reg_lock).  A key's own lock (keystore.c:
+ *    mt_key_sign, mt_keystore__sign_digest) is taken before op_lock.
  *    Everything is finalised at exit (atexit) when no key is left open, so
  *    leak checkers see a clean process; mt_keystore__p11_reset() does the
  *    same on demand for tests.
@@ -646,40 +661,52 @@ static enum mt_err read_public(struct p11_token *t, CK_OBJECT_HANDLE pubh, enum 
 
 /* ---- operations -------------------------------------------------------- */
 
-static enum mt_err p11_sign(struct mt_key *k, const uint8_t *msg, size_t len,
-                            uint8_t sig[MT_SIG_LEN])
+/* One C_SignInit + C_Sign of data[0..len) with `mech`, under the token's
+ * op_lock: the session is shared by every key of the token, and a session
+ * holds one active operation, so the pair must not interleave with another
+ * thread's.  Anything but a 64-byte result is MT_ERR_KS_OPERATION. */
+static enum mt_err token_sign(struct mt_key *k, CK_MECHANISM_TYPE mechanism, const uint8_t *data,
+                              size_t len, uint8_t sig[MT_SIG_LEN])
 {
 	struct p11_key *pk = k->state;
 	struct p11_token *t = pk->tok;
 	CK_FUNCTION_LIST *f = t->mod->fl;
-	uint8_t digest[32];
 	uint8_t out[132]; /* room for any EC signature: no CKR_BUFFER_TOO_SMALL */
 	CK_ULONG out_len = sizeof(out);
-	CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
-	const uint8_t *data = msg;
-	CK_ULONG data_len = (CK_ULONG)len;
-	enum mt_err e = MT_OK;
+	CK_MECHANISM mech = {mechanism, NULL, 0};
 
-	if (k->type == MT_KEY_P256) {
-		e = mt_sha256(msg, len, digest);
-		if (e != MT_OK)
-			return e;
-		data = digest;
-		data_len = sizeof(digest);
-	} else {
-		mech.mechanism = CKM_EDDSA;
-	}
 	pthread_mutex_lock(&t->op_lock);
 	CK_RV rv = f->C_SignInit(t->session, &mech, pk->priv);
 	if (rv == CKR_OK)
-		rv = f->C_Sign(t->session, (CK_BYTE_PTR)data, data_len, out, &out_len);
+		rv = f->C_Sign(t->session, (CK_BYTE_PTR)data, (CK_ULONG)len, out, &out_len);
 	pthread_mutex_unlock(&t->op_lock);
 	if (rv != CKR_OK || out_len != MT_SIG_LEN)
-		e = MT_ERR_KS_OPERATION;
-	else
-		memcpy(sig, out, MT_SIG_LEN);
+		return MT_ERR_KS_OPERATION;
+	memcpy(sig, out, MT_SIG_LEN);
+	return MT_OK;
+}
+
+static enum mt_err p11_sign(struct mt_key *k, const uint8_t *msg, size_t len,
+                            uint8_t sig[MT_SIG_LEN])
+{
+	if (k->type != MT_KEY_P256)
+		return token_sign(k, CKM_EDDSA, msg, len, sig);
+	uint8_t digest[32];
+	enum mt_err e = mt_sha256(msg, len, digest);
+	if (e == MT_OK)
+		e = token_sign(k, CKM_ECDSA, digest, sizeof(digest), sig);
 	OPENSSL_cleanse(digest, sizeof(digest));
 	return e;
+}
+
+/* ES256 over a digest OpenSSL computed (mt_key_evp's TLS path): the same
+ * CKM_ECDSA as p11_sign, without hashing again. */
+static enum mt_err p11_sign_digest(struct mt_key *k, const uint8_t digest[32],
+                                   uint8_t sig[MT_SIG_LEN])
+{
+	if (k->type != MT_KEY_P256)
+		return MT_ERR_KS_KEY_TYPE;
+	return token_sign(k, CKM_ECDSA, digest, 32, sig);
 }
 
 static enum mt_err p11_ecdh(struct mt_key *k, const struct mt_pubkey *peer, uint8_t x[32])
@@ -747,6 +774,7 @@ static void p11_release(struct mt_key *k)
 static const struct mt_keystore__backend p11_backend = {
         .name = "pkcs11",
         .sign = p11_sign,
+        .sign_digest = p11_sign_digest,
         .ecdh = p11_ecdh,
         .release = p11_release,
 };
