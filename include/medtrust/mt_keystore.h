@@ -27,8 +27,9 @@
  * Keys imported from raw bytes (mt_key_import_raw) live only in memory: test
  * vectors and unit tests use them.
  *
- * Signing with a `struct mt_key` (mt_key_sign, mt_key_evp) is serialised per key, so one key may serve several threads; opening and freeing it are one thread's.  mt_key_free() wipes
- * any secret it holds in memory.
+ * Signing with a `struct mt_key` (mt_key_sign, mt_key_evp) is serialised
+ * per key, so one key may serve several threads; opening and freeing it
+ * are one thread's.  mt_key_free() wipes any secret it holds in memory.
  */
 #ifndef MT_KEYSTORE_H
 #define MT_KEYSTORE_H

@@ -14,8 +14,36 @@
  * Threads: `threads` worker threads, each with its own event base and
  * listening socket on the same port (SO_REUSEPORT), so handshakes run in
  * parallel.  The handler is called from any of them and must be
- * thread-safe.  Requests are bounded before they reach the handler:
- * headers (8 KiB), body (`body_max`), and a connection idle timeout.
+ * thread-safe; it runs on the worker's event loop, so while it works that
+ * worker serves nobody else (keep it short; a slow token signature is the
+ * longest thing it should wait for).  Requests are bounded before they
+ * reach the handler: the client's certificate list (MT_HTTPS_CERT_LIST_MAX
+ * bytes, MT_HTTPS_PEER_MAX certificates, else the handshake fails: threat
+ * B12), request line and headers (MT_HTTPS_HEADERS_MAX), body (`body_max`),
+ * open connections per thread (`max_conns`), and a connection idle timeout
+ * that also bounds a handshake that never ends.  Worker threads block every
+ * signal (SIGPIPE from a peer that went away included), so signals go to
+ * the caller's threads.
+ *
+ * Changes to this contract since it was first written (docs/hub-https.md):
+ *   - mt_https_opts gained `err`/`err_cap`, where mt_https_start writes a
+ *     sentence naming what failed ("bind 127.0.0.1:8443: Address already
+ *     in use"): the daemon must be able to say which address it could not
+ *     take.
+ *   - the limits are named constants (MT_HTTPS_HEADERS_MAX,
+ *     MT_HTTPS_CERT_LIST_MAX, MT_HTTPS_THREADS_MAX, MT_HTTPS_BODY_LIMIT,
+ *     MT_HTTPS_CONNS_LIMIT).
+ *   - mt_https_opts gained `max_conns`: open connections are bounded per
+ *     thread like everything else that grows (libevent 2.1's evhttp has
+ *     no such bound; without one a flood of idle handshakes also runs the
+ *     process out of descriptors, and accept() failing with EMFILE spins).
+ *   - the client chain is vetted by an SSL_CTX certificate-verify callback
+ *     (SSL_CTX_set_cert_verify_callback) that only counts certificates,
+ *     instead of OpenSSL's path building with a verify callback returning
+ *     1: a hostile chain costs no path-building work (B12), and the
+ *     handshake's CertificateVerify still proves the leaf's key.
+ *   - `source` is IPv4 text for IPv4-mapped IPv6 peers of a "::" listener,
+ *     so per-source limits (D10) see one address per client.
  */
 #ifndef MT_HUB_HTTPS_H
 #define MT_HUB_HTTPS_H
@@ -27,17 +55,23 @@
 
 #include "medtrust/mt_err.h"
 
-#define MT_HTTPS_PEER_MAX 8        /* certificates of a client chain handed on */
+#define MT_HTTPS_PEER_MAX 8        /* certificates of a client chain (more: handshake fails) */
 #define MT_HTTPS_SOURCE_MAX 64     /* "IPv6 text" */
+#define MT_HTTPS_HEADERS_MAX 8192  /* request line and headers, bytes */
+#define MT_HTTPS_CERT_LIST_MAX 32768 /* the client's Certificate message, bytes */
+#define MT_HTTPS_THREADS_MAX 64    /* worker threads */
+#define MT_HTTPS_BODY_LIMIT (16u << 20) /* the largest body_max accepted */
+#define MT_HTTPS_CONNS_LIMIT 65536 /* the largest max_conns accepted */
 
 /* One request as the handler sees it.  Everything is owned by the server
  * and valid only during the handler call. */
 struct mt_https_req {
 	const char *method;       /* "GET", "POST", ... */
-	const char *path;         /* decoded path, no query: "/.well-known/est/cacerts" */
+	const char *path;         /* percent-decoded path, no query: "/.well-known/est/cacerts"
+	                           * ("/" when the request had none; a %00 is refused) */
 	const char *query;        /* raw query string or NULL */
-	const char *content_type; /* the Content-Type header or NULL */
-	const char *authorization;/* the Authorization header or NULL */
+	const char *content_type; /* the Content-Type header or NULL (given twice: refused) */
+	const char *authorization;/* the Authorization header or NULL (given twice: refused) */
 	const uint8_t *body;      /* NUL-terminated copy; body_len excludes the NUL */
 	size_t body_len;
 	/* The client's certificates as sent in the handshake, leaf first
@@ -46,19 +80,25 @@ struct mt_https_req {
 	const uint8_t *peer_der[MT_HTTPS_PEER_MAX];
 	size_t peer_len[MT_HTTPS_PEER_MAX];
 	size_t n_peer;
-	char source[MT_HTTPS_SOURCE_MAX]; /* client IP address, text */
+	char source[MT_HTTPS_SOURCE_MAX]; /* client IP address, text (IPv4-mapped: IPv4) */
 	uint16_t source_port;
 };
 
-/* The handler's answer.  `body` is malloc'ed by the handler (or NULL) and
- * freed by the server.  status 0 is taken as 500. */
+/* The handler's answer, zeroed before the call.  `body` is malloc'ed by
+ * the handler (or NULL) and freed by the server.  status 0 is taken as 500;
+ * a status outside 200..599, or a Content-Type or extra header that could
+ * not be sent as given (CR, LF, a name that is not an RFC 9110 token, or a
+ * framing header: Content-Length, Transfer-Encoding, Connection), turns the
+ * answer into a bodiless 500.  Every answer carries `Cache-Control:
+ * no-store` and `X-Content-Type-Options: nosniff`; a body without a
+ * content_type goes as application/octet-stream. */
 struct mt_https_resp {
 	int status;
 	const char *content_type; /* a string literal, or NULL */
 	uint8_t *body;
 	size_t body_len;
-	const char *extra_header_name;  /* optional, e.g. "Retry-After" */
-	const char *extra_header_value; /* copied */
+	const char *extra_header_name;  /* optional, e.g. "Retry-After" (≤ 64 bytes) */
+	const char *extra_header_value; /* copied (≤ 1024 bytes) */
 };
 
 typedef void (*mt_https_handler)(void *arg, const struct mt_https_req *rq,
@@ -72,6 +112,11 @@ struct mt_https_opts {
 	size_t body_max;       /* 0 = 64 KiB */
 	unsigned idle_timeout_s; /* 0 = 30 */
 	int backlog;           /* 0 = 1024 */
+	unsigned max_conns;    /* open connections per thread; 0 = 512.  At the
+	                        * bound the thread stops accepting (new clients
+	                        * wait in the backlog) until one closes. */
+	char *err;             /* optional: why mt_https_start failed, NUL-terminated */
+	size_t err_cap;        /* bytes at err */
 };
 
 struct mt_https;
@@ -79,21 +124,36 @@ struct mt_https;
 /* A server-side SSL_CTX with the policy above, the certificate chain
  * cert_pem (leaf first, PEM file) and `key` (an EVP_PKEY, e.g. from
  * mt_key_evp: the key may live in a token), requesting (not requiring) a
- * client certificate and accepting any chain the client sends (the handler
- * verifies).  Errors: MT_ERR_ARG, MT_ERR_IO (cert file), MT_ERR_PKI_FORMAT,
- * MT_ERR_CRYPTO (OpenSSL refused the key or settings). */
+ * client certificate and accepting any chain the client sends of at most
+ * MT_HTTPS_PEER_MAX certificates (the handler verifies).  *out is new with
+ * one reference, the caller's (SSL_CTX_free); it takes its own reference to
+ * `key`.  Errors: MT_ERR_ARG, MT_ERR_IO (cert file unreadable),
+ * MT_ERR_PKI_FORMAT (no certificate in it), MT_ERR_CRYPTO (OpenSSL refused
+ * the key or a setting, or the key is not the certificate's). */
 MT_NODISCARD enum mt_err mt_https_ssl_ctx(const char *cert_pem, EVP_PKEY *key, SSL_CTX **out);
 
-/* Bind, listen and start the worker threads.  Errors: MT_ERR_ARG,
- * MT_ERR_IO (bind/listen: the message names the address), MT_ERR_NOMEM. */
+/* Bind, listen and start the worker threads.  When it returns MT_OK every
+ * socket is bound and listening: a client may connect at once (its
+ * connection waits in the backlog until a worker accepts it).  `addr` is
+ * numeric (no name lookup).  Limits: threads ≤ MT_HTTPS_THREADS_MAX,
+ * body_max ≤ MT_HTTPS_BODY_LIMIT, idle_timeout_s ≤ 3600, backlog ≤ 65535,
+ * max_conns ≤ MT_HTTPS_CONNS_LIMIT (threads × max_conns descriptors must
+ * fit under RLIMIT_NOFILE).
+ * Errors: MT_ERR_ARG (NULL, a limit exceeded, addr not numeric),
+ * MT_ERR_IO (socket/bind/listen: the message in o->err names the address
+ * and the reason), MT_ERR_NOMEM (also: libevent or a thread could not be
+ * set up), MT_ERR_INTERNAL (the signal mask could not be set).  On error
+ * nothing is left running and *out is untouched. */
 MT_NODISCARD enum mt_err mt_https_start(const struct mt_https_opts *o, mt_https_handler h,
                                         void *arg, struct mt_https **out);
 
 /* The port actually bound (useful with port 0). */
 uint16_t mt_https_port(const struct mt_https *s);
 
-/* Stop accepting, finish or drop open connections, join the threads and
- * free everything.  NULL is a no-op. */
+/* Stop accepting, drop open connections (a request half read is
+ * dropped; the handler is never interrupted: stop waits for a handler
+ * call in progress), join the threads and free everything.  Safe from any
+ * thread but a worker (not from inside the handler).  NULL is a no-op. */
 void mt_https_stop(struct mt_https *s);
 
 #endif
