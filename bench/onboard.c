@@ -331,6 +331,7 @@ int main(int argc, char **argv)
 	}
 	o.addr = "127.0.0.1";
 	o.ssl_ctx = ctx;
+	o.on_refuse = mt_hub_refused;
 	o.threads = (unsigned)hub_threads;
 	if (mt_https_start(&o, mt_hub_handle, hub, &srv) != MT_OK)
 		goto out;

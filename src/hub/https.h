@@ -104,6 +104,14 @@ struct mt_https_resp {
 typedef void (*mt_https_handler)(void *arg, const struct mt_https_req *rq,
                                  struct mt_https_resp *rs);
 
+/* Told of every request the server refuses itself, before the handler
+ * would see it (413 body over body_max, 400 ambiguous headers or path,
+ * 405 method, 5xx): the client's address, the method (or "?") and the
+ * raw path (query cut off, at most 255 bytes), and the status sent.  The
+ * hub audits these.  Called on a worker thread; must be thread-safe. */
+typedef void (*mt_https_refusal)(void *arg, const char *source, const char *method,
+                                 const char *path, int status);
+
 struct mt_https_opts {
 	const char *addr;      /* "127.0.0.1", "::", ...; NULL = "127.0.0.1" */
 	uint16_t port;         /* 0 = any free port (mt_https_port tells) */
@@ -115,6 +123,7 @@ struct mt_https_opts {
 	unsigned max_conns;    /* open connections per thread; 0 = 512.  At the
 	                        * bound the thread stops accepting (new clients
 	                        * wait in the backlog) until one closes. */
+	mt_https_refusal on_refuse; /* optional; gets the handler's arg */
 	char *err;             /* optional: why mt_https_start failed, NUL-terminated */
 	size_t err_cap;        /* bytes at err */
 };

@@ -893,6 +893,43 @@ void mt_hub_handle(void *arg, const struct mt_https_req *rq, struct mt_https_res
 		answer_text(rs, 404, "no such endpoint: %s %s", rq->method, rq->path);
 }
 
+void mt_hub_refused(void *arg, const char *source, const char *method, const char *path,
+                    int status)
+{
+	struct mt_hub *h = arg;
+	struct mt_https_req rq;
+	const char *action = "http.refused", *reason;
+	char ex[96];
+	uint64_t refused = 0;
+	bool ok;
+
+	memset(&rq, 0, sizeof rq);
+	(void)snprintf(rq.source, sizeof rq.source, "%s", source);
+	rq.path = path;
+	rq.method = method;
+	if (strcmp(path, "/.well-known/est/simpleenroll") == 0)
+		action = "est.enroll.refused";
+	else if (strcmp(path, "/.well-known/est/simplereenroll") == 0)
+		action = "est.reenroll.refused";
+	else if (strcmp(path, "/mt/v1/onboard") == 0)
+		action = "onboard.refused";
+	reason = status == 413   ? (strcmp(action, "onboard.refused") == 0 ? "body_too_large"
+	                                                                      : "csr_too_large")
+	         : status == 405 ? "method"
+	         : status >= 500 ? "server_error"
+	                         : "bad_request";
+	(void)snprintf(ex, sizeof ex, "\"status\":%d,\"method\":\"%.16s\"", status,
+	               method[0] >= 'A' && method[0] <= 'Z' ? method : "?");
+	pthread_mutex_lock(&h->lock);
+	ok = mt_rl_take(&h->rl_source, source, mt_deploy_now_ms(), &refused);
+	if (ok)
+		audit_outcome(h, &rq, action, NULL,
+		              status >= 500 ? MT_AUDIT_ERROR : MT_AUDIT_REFUSED, reason, ex);
+	else if (refused % HUB_AUDIT_EVERY == 1)
+		audit_outcome(h, &rq, "http.rate_limited", NULL, MT_AUDIT_REFUSED, "source", NULL);
+	pthread_mutex_unlock(&h->lock);
+}
+
 enum mt_err mt_hub_tick(struct mt_hub *h, int64_t now, bool *crl_signed)
 {
 	uint64_t days;

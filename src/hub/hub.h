@@ -36,6 +36,12 @@ struct mt_deploy *mt_hub_deploy(struct mt_hub *h);
 /* The https.h handler (arg = the hub). */
 void mt_hub_handle(void *arg, const struct mt_https_req *rq, struct mt_https_resp *rs);
 
+/* The https.h refusal callback (arg = the hub): audits what the HTTP
+ * layer refused before the handler saw it (an oversized body, ambiguous
+ * headers), drawing on the source's rate-limit bucket like any request. */
+void mt_hub_refused(void *arg, const char *source, const char *method, const char *path,
+                    int status);
+
 /* Periodic work (medtrustd calls it every few seconds): a new CRL when
  * the current one is past half its life (so the fleet is never locked
  * out by an expired CRL), an audit checkpoint when one is due by time.

@@ -167,6 +167,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	o.ssl_ctx = ctx;
+	o.on_refuse = mt_hub_refused;
 	{
 		bool signed_crl = false;
 

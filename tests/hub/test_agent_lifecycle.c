@@ -110,6 +110,7 @@ static int setup(void **state)
 		            MT_OK)
 			return -1;
 		o.ssl_ctx = ctx;
+	o.on_refuse = mt_hub_refused;
 		o.threads = 1;
 		if (mt_https_start(&o, mt_hub_handle, hub, &srv) != MT_OK)
 			return -1;

@@ -357,12 +357,8 @@ class Acceptance(HubCase):
         self.assertRefused(r, 403, ["revoked"])
         self.assertAudited(seq, "onboard.refused", "revoked", subject=s)
         self.assertEqual(self.d.onboard(op2, ldev2, kx).status, 200)
-        # DEFECT (reported, not fixed here): the superseded certificate is
-        # revoked in the registry only; medtrustd signs no new CRL
-        # (issue() in src/hub/hub.c calls mt_registry_enrolled but not
-        # mt_deploy_crl_refresh, and mt_hub_tick renews only near
-        # nextUpdate), so the broker, which reads crl.pem, keeps
-        # accepting the superseded certificate for days.
+        # The superseded certificate must reach crl.pem too (the broker
+        # reads it): the superseding enrolment signs a new CRL at once.
         crl = self.d.p("HUB", "pki", "crl.pem")
         deadline = time.monotonic() + 6
         while True:
@@ -564,12 +560,9 @@ class EnrolmentRefusals(HubCase):
         self.assertEnrolRefused("LOT", s, U.b64(der), 400, "csr_birth_key", ["birth key"])
 
     def test_H_csr_oversized_100k_413(self):
-        # DEFECT (reported, not fixed here): a body over the transport's
-        # body_max (64 KiB, src/hub/https.c) is answered by libevent itself
-        # (evhttp_set_max_body_size): 413 with an HTML page, no "refused: "
-        # sentence and NO audit record, so a flood of oversized enrolments
-        # leaves no trace in the audit chain.  The test states what §2 asks
-        # of every refusal.
+        # A body over the transport's body_max (64 KiB) is refused by the
+        # HTTP layer before the handler; its refusal callback
+        # (mt_hub_refused) audits it like any other refusal.
         s = serial(5)
         body = U.b64(os.urandom(75 * 1024))  # 100 KB of base64
         self.assertGreater(len(body), 100 * 1024)
@@ -713,13 +706,10 @@ class EnrolmentRefusals(HubCase):
         self.assertEqual(r.status, 400, r)
 
     def test_D10_identity_budget_not_spendable_by_a_stranger(self):
-        # DEFECT (reported, not fixed here): ep_enroll (src/hub/hub.c) takes
-        # the per-identity token keyed by the client certificate's CN BEFORE
-        # the certificate is checked against the manufacturer roots, so
-        # anyone with a self-signed certificate naming a device can spend
-        # that device's enrolment budget (10, then one per 6 s) and lock
-        # the genuine device out.  The identity bucket should only count
-        # authenticated identities.
+        # Anyone can make a self-signed certificate naming a device; such
+        # certificates must not spend that device's enrolment budget (10,
+        # then one per 6 s) and lock the genuine device out: the identity
+        # bucket counts only birth certificates of trusted manufacturers.
         victim = serial(12)
         key = U.gen_p256(self.d.scratch("stranger.key"))
         cert = self.d.scratch("stranger.pem")
