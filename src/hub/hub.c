@@ -467,7 +467,9 @@ static int csr_parse(const struct mt_https_req *rq, struct csr *c, const char **
 	return 0;
 }
 
-/* Issue for `serial` and answer with the PKCS#7.  Under the lock. */
+/* Issue for `serial` and answer with the PKCS#7.  Called under the lock,
+ * which it drops while the certificate is signed.  MT_ERR_REG_STATE: the
+ * device's status changed meanwhile (revoked, decommissioned). */
 static enum mt_err issue(struct mt_hub *h, const char *serial, const struct mt_pubkey *pub,
                          bool supersede, int64_t now, struct mt_https_resp *rs, char *extra,
                          size_t extra_cap, size_t *superseded)
@@ -484,7 +486,13 @@ static enum mt_err issue(struct mt_hub *h, const char *serial, const struct mt_p
 	leaf.id = serial;
 	leaf.not_before = now - 60; /* clock skew between hub and device */
 	leaf.lifetime_s = (int64_t)h->op_lifetime_s + 60;
+	/* Signing touches nothing shared but the CA key, which serialises its
+	 * own use (mt_keystore.h): let other requests use the registry
+	 * meanwhile.  mt_registry_enrolled checks the device's status again in
+	 * its own transaction, so a revocation in between still wins. */
+	pthread_mutex_unlock(&h->lock);
 	e = mt_pki_issue(h->d->ca_key, h->d->ca_cert, pub, &leaf, &cert);
+	pthread_mutex_lock(&h->lock);
 	if (e == MT_OK)
 		e = mt_registry_enrolled(h->d->reg, serial, cert, supersede, now, &n_sup);
 	if (e == MT_OK) {
@@ -685,6 +693,11 @@ static void ep_enroll(struct mt_hub *h, const struct mt_https_req *rq, struct mt
 			              extra);
 			if (n_sup > 0)
 				superseded_published(h, rq, p.cn, now);
+		} else if (e == MT_ERR_REG_STATE) {
+			wr[1] = "status_changed";
+			(void)snprintf(sentence, sizeof sentence,
+			               "device %s changed status during enrolment", p.cn);
+			st = 403;
 		} else {
 			wr[1] = "issue_failed";
 			(void)snprintf(sentence, sizeof sentence, "could not issue: %s", mt_err_str(e));
@@ -747,6 +760,11 @@ static void ep_reenroll(struct mt_hub *h, const struct mt_https_req *rq,
 		e = issue(h, p.cn, c.pub, false, now, rs, extra, sizeof extra, &n_sup);
 		if (e == MT_OK) {
 			audit_outcome(h, rq, "est.reenroll", p.cn, MT_AUDIT_OK, "renewal", extra);
+		} else if (e == MT_ERR_REG_STATE) {
+			st = 403;
+			wr[1] = "status_changed";
+			(void)snprintf(sentence, sizeof sentence,
+			               "device %s changed status during re-enrolment", p.cn);
 		} else {
 			st = 500;
 			wr[1] = "issue_failed";
