@@ -257,7 +257,7 @@ static void revoked_device_is_refused(void **state)
 	assert_string_equal(s1, s2);
 }
 
-static void wrong_hub_ca_is_refused(void **state)
+static void B08_hub_not_under_the_pinned_ca_refused(void **state)
 {
 	struct mt_agent_opts o = {hub_url, NULL, 10};
 	struct mt_agent_device d;
@@ -281,7 +281,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(first_start_renewal_and_fallback),
 	        cmocka_unit_test(revoked_device_is_refused),
-	        cmocka_unit_test(wrong_hub_ca_is_refused),
+	        cmocka_unit_test(B08_hub_not_under_the_pinned_ca_refused),
 	};
 
 	if (getenv("MEDTRUST_BIN") == NULL)

@@ -1142,7 +1142,7 @@ static void refused_but_possible(const struct cli_cfg *cfg, const char *what)
 	mt_https_stop(s);
 }
 
-static void test_b09_old_protocols_refused(void **state)
+static void test_B09_old_protocols_refused(void **state)
 {
 	(void)state;
 	struct cli_cfg tls11 = {.min_ver = TLS1_VERSION,
@@ -1154,7 +1154,7 @@ static void test_b09_old_protocols_refused(void **state)
 	refused_but_possible(&tls10, "TLS 1.0");
 }
 
-static void test_b09_weak_suites_refused(void **state)
+static void test_B09_weak_suites_refused(void **state)
 {
 	(void)state;
 	struct cli_cfg cbc = {.min_ver = TLS1_2_VERSION,
@@ -1271,7 +1271,7 @@ static int tls13_ticket(SSL_CTX *cli, uint16_t port)
  * resumed and TLS 1.3 sends no ticket — each shown possible first against
  * the permissive control server (which allows renegotiation and keeps a
  * session cache). */
-static void test_b09_no_renegotiation_no_resumption(void **state)
+static void test_B09_no_renegotiation_no_resumption(void **state)
 {
 	(void)state;
 	struct mt_https *s = start();
@@ -1312,7 +1312,7 @@ static void test_b09_no_renegotiation_no_resumption(void **state)
 
 /* B12: at most MT_HTTPS_PEER_MAX certificates and MT_HTTPS_CERT_LIST_MAX
  * bytes; over either the handshake fails, and the server goes on. */
-static void test_b12_oversized_chain(void **state)
+static void test_B12_oversized_chain(void **state)
 {
 	(void)state;
 	struct mt_https *s = start();
@@ -1607,10 +1607,10 @@ int main(void)
 	        cmocka_unit_test(test_refused_requests),
 	        cmocka_unit_test(test_handler_answers),
 	        cmocka_unit_test(test_keepalive),
-	        cmocka_unit_test(test_b09_old_protocols_refused),
-	        cmocka_unit_test(test_b09_weak_suites_refused),
-	        cmocka_unit_test(test_b09_no_renegotiation_no_resumption),
-	        cmocka_unit_test(test_b12_oversized_chain),
+	        cmocka_unit_test(test_B09_old_protocols_refused),
+	        cmocka_unit_test(test_B09_weak_suites_refused),
+	        cmocka_unit_test(test_B09_no_renegotiation_no_resumption),
+	        cmocka_unit_test(test_B12_oversized_chain),
 	        cmocka_unit_test(test_garbage_dropped),
 	        cmocka_unit_test(test_idle_handshake_dropped),
 	        cmocka_unit_test(test_max_conns),
