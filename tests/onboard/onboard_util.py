@@ -149,7 +149,7 @@ class Resp:
 class Deployment:
     """HUB (medtrust init), manufacturers, lots, the daemon."""
 
-    def __init__(self, prefix, conf_lines=()):
+    def __init__(self, prefix, conf_lines=(), init_args=()):
         self.tmp = tempfile.mkdtemp(prefix=prefix)
         self.work = self.p("client")  # device-side scratch, outside HUB and the lots
         os.mkdir(self.work)
@@ -161,7 +161,7 @@ class Deployment:
         self.port = None
         self._n = 0
         try:
-            self.mt_ok(["init", self.hub])
+            self.mt_ok(["init", self.hub] + list(init_args))
         except BaseException:
             self.cleanup()
             raise
