@@ -19,8 +19,18 @@
  *                       earlier certificates
  *   revoked device    → the next pass is refused (MT_ERR_REFUSED, HTTP 403)
  *                       and nothing is stored
+ *
+ * And threat D03, from the attacker's side: someone who captured a
+ * device's enrolment (its birth certificate is public, its CSR too) replays
+ * it without the birth key — a TLS client presenting the real birth
+ * certificate whose CertificateVerify is signed by another key.  The
+ * handshake must fail, no certificate be issued, the registry unchanged.
  */
 #define _POSIX_C_SOURCE 200809L
+/* The D03 attacker below needs an EC_KEY_METHOD (a key whose public half
+ * is the victim's and whose signatures are the attacker's): deprecated in
+ * OpenSSL 3.0, still the only way to put such a key under a TLS client. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,8 +43,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <cmocka.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 
 #include "agent.h"
 #include "hub.h"
@@ -276,12 +294,121 @@ static void B08_hub_not_under_the_pinned_ca_refused(void **state)
 	assert_false(exists(&d, "op.pem"));
 }
 
+/* ---- D03: the attacker's key ------------------------------------------ */
+
+static EC_KEY *attacker_key;
+
+static ECDSA_SIG *attacker_sign(const unsigned char *dgst, int dlen, const BIGNUM *kinv,
+                                const BIGNUM *r, EC_KEY *eckey)
+{
+	(void)kinv;
+	(void)r;
+	(void)eckey;
+	return ECDSA_do_sign(dgst, dlen, attacker_key); /* not the birth key */
+}
+
+static void D03_replayed_enrolment_without_the_birth_key_refused(void **state)
+{
+	struct mt_agent_device d;
+	struct mt_device_rec before, after;
+	struct mt_key *ldev = NULL;
+	EC_KEY_METHOD *meth = NULL;
+	EC_KEY *victim = NULL;
+	EVP_PKEY *fake = EVP_PKEY_new();
+	X509 *birth = NULL;
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = NULL;
+	FILE *f;
+	uint8_t csr[1024], raw[32];
+	size_t csr_len = 0;
+	char req[4096], b64[1600], answer[512] = "";
+	struct sockaddr_in sa;
+	int fd, n, got = 0, connected;
+
+	(void)state;
+	device(3, &d);
+	assert_int_equal(mt_registry_device(mt_hub_deploy(hub)->reg, d.serial, &before), MT_OK);
+	/* The captured request: the device's CSR for an ldev key. */
+	memset(raw, 0x5a, sizeof raw);
+	assert_int_equal(mt_key_import_raw(MT_KEY_P256, MT_KEY_ROLE_SIGN, raw, 32, &ldev), MT_OK);
+	assert_int_equal(mt_pki_csr_create(ldev, d.serial, csr, sizeof csr, &csr_len), MT_OK);
+	EVP_EncodeBlock((unsigned char *)b64, csr, (int)csr_len);
+	n = snprintf(req, sizeof req,
+	             "POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	             "Content-Type: application/pkcs10\r\nContent-Length: %zu\r\n"
+	             "Connection: close\r\n\r\n%s",
+	             strlen(b64), b64);
+	assert_true(n > 0 && (size_t)n < sizeof req);
+
+	/* The public birth certificate, with a key that is the victim's in
+	 * public and the attacker's in signing. */
+	f = fopen(d.birth_cert, "rb");
+	assert_non_null(f);
+	birth = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(birth);
+	attacker_key = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
+	assert_int_equal(EC_KEY_generate_key(attacker_key), 1);
+	victim = EC_KEY_dup(EVP_PKEY_get0_EC_KEY(X509_get0_pubkey(birth)));
+	meth = EC_KEY_METHOD_new(EC_KEY_OpenSSL());
+	{
+		int (*sign)(int, const unsigned char *, int, unsigned char *, unsigned int *,
+		            const BIGNUM *, const BIGNUM *, EC_KEY *) = NULL;
+		int (*sign_setup)(EC_KEY *, BN_CTX *, BIGNUM **, BIGNUM **) = NULL;
+
+		EC_KEY_METHOD_get_sign(meth, &sign, &sign_setup, NULL);
+		EC_KEY_METHOD_set_sign(meth, sign, sign_setup, attacker_sign);
+	}
+	assert_int_equal(EC_KEY_set_method(victim, meth), 1);
+	assert_int_equal(EVP_PKEY_assign_EC_KEY(fake, victim), 1);
+	assert_int_equal(SSL_CTX_use_certificate(cctx, birth), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(cctx, fake), 1); /* the public halves match */
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
+	assert_int_equal(SSL_CTX_load_verify_locations(cctx, hub_ca, NULL), 1);
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(mt_https_port(srv));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	ssl = SSL_new(cctx);
+	SSL_set_fd(ssl, fd);
+	connected = SSL_connect(ssl) == 1;
+	if (connected && SSL_write(ssl, req, n) == n) {
+		for (;;) { /* TLS 1.3: the server's alert arrives here */
+			int k = SSL_read(ssl, answer + got, (int)sizeof answer - 1 - got);
+
+			if (k <= 0)
+				break;
+			got += k;
+		}
+	}
+	answer[got] = '\0';
+	ERR_clear_error();
+	/* No HTTP answer at all: the handshake failed at the hub. */
+	assert_int_equal(got, 0);
+	assert_int_equal(mt_registry_device(mt_hub_deploy(hub)->reg, d.serial, &after), MT_OK);
+	assert_int_equal(after.status, before.status);
+	assert_string_equal(after.cert_serial, before.cert_serial);
+
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(cctx);
+	EVP_PKEY_free(fake);
+	EC_KEY_METHOD_free(meth);
+	EC_KEY_free(attacker_key);
+	X509_free(birth);
+	mt_key_free(ldev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(first_start_renewal_and_fallback),
 	        cmocka_unit_test(revoked_device_is_refused),
 	        cmocka_unit_test(B08_hub_not_under_the_pinned_ca_refused),
+	        cmocka_unit_test(D03_replayed_enrolment_without_the_birth_key_refused),
 	};
 
 	if (getenv("MEDTRUST_BIN") == NULL)
