@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,8 +237,6 @@ int main(int argc, char **argv)
 	struct mt_hub *hub = NULL;
 	struct mt_https *srv = NULL;
 	struct mt_https_opts o = {0};
-	struct mt_key *tls_key = NULL;
-	EVP_PKEY *pkey = NULL;
 	SSL_CTX *ctx = NULL;
 	struct check chk = {0};
 	double t0, t_setup, t_enrol, t_onboard;
@@ -272,6 +271,7 @@ int main(int argc, char **argv)
 	if (n < 1 || n > 100000 || clients < 1 || clients > 64 || hub_threads < 1 ||
 	    hub_threads > 16)
 		return 64;
+	signal(SIGPIPE, SIG_IGN); /* peers closing mid-write are ordinary here */
 	setenv("MEDTRUST_KEY_PASSPHRASE", "bench-onboard-passphrase", 1);
 	(void)snprintf(dir, sizeof dir, "%s/mt-onboard-XXXXXX", base ? base : "/tmp");
 	if (mkdtemp(dir) == NULL)
@@ -322,11 +322,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "onboard: hub: %s\n", why);
 		goto out;
 	}
-	if (mt_key_open(mt_deploy_get(mt_hub_deploy(hub), "hub_tls_key"), &tls_key) != MT_OK ||
-	    mt_key_evp(tls_key, &pkey) != MT_OK ||
-	    mt_https_ssl_ctx(mt_deploy_get(mt_hub_deploy(hub), "hub_tls_cert"), pkey, &ctx) !=
-	            MT_OK) {
-		fprintf(stderr, "onboard: hub TLS set-up failed\n");
+	if (mt_hub_ssl_ctx(hub, &ctx, why, sizeof why) != MT_OK) {
+		fprintf(stderr, "onboard: %s\n", why);
 		goto out;
 	}
 	o.addr = "127.0.0.1";
@@ -382,8 +379,6 @@ int main(int argc, char **argv)
 out:
 	mt_https_stop(srv);
 	SSL_CTX_free(ctx);
-	EVP_PKEY_free(pkey);
-	mt_key_free(tls_key);
 	mt_hub_close(hub);
 	for (size_t i = 0; i < n_devs; i++) {
 		mt_cert_free(devs[i].birth);

@@ -37,21 +37,10 @@
 #include "agent.h"
 #include "medtrust/mt_config.h"
 #include "medtrust/mt_crypto.h"
+#include "medtrust/mt_util.h"
 
 #define AGENT_ANSWER_MAX 65536
 #define AGENT_CERTS_MAX 4
-
-__attribute__((format(printf, 3, 4))) static void say(char *why, size_t cap, const char *fmt,
-                                                       ...)
-{
-	va_list ap;
-
-	if (why == NULL || cap == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(why, cap, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- HTTPS through libcurl ------------------------------------------------ */
 
@@ -173,13 +162,13 @@ static enum mt_err https(const struct mt_est_client *c, const char *path, const 
 	cc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->http_status);
 	if (cc != CURLE_OK) {
-		say(r->why, sizeof r->why, "%s: %s", url,
+		mt_say(r->why, sizeof r->why, "%s: %s", url,
 		    a->overflow ? "answer too large" : errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		e = MT_ERR_IO;
 	} else if (r->http_status != 200) {
 		size_t n = strcspn(a->buf, "\n");
 
-		say(r->why, sizeof r->why, "%s: HTTP %ld: %.*s", path, r->http_status,
+		mt_say(r->why, sizeof r->why, "%s: HTTP %ld: %.*s", path, r->http_status,
 		    (int)(n < 300 ? n : 300), a->buf);
 		e = MT_ERR_REFUSED;
 	}
@@ -221,13 +210,13 @@ static enum mt_err p7_answer(const struct answer *a, struct mt_cert **certs, siz
 	enum mt_err e;
 
 	if (!b64_decode(a->buf, a->len, &der, &len)) {
-		say(r->why, sizeof r->why, "the answer is not base64");
+		mt_say(r->why, sizeof r->why, "the answer is not base64");
 		return MT_ERR_PKI_FORMAT;
 	}
 	e = mt_pki_p7_parse(der, len, certs, cap, n);
 	free(der);
 	if (e != MT_OK)
-		say(r->why, sizeof r->why, "the answer is not a certs-only PKCS#7: %s", mt_err_str(e));
+		mt_say(r->why, sizeof r->why, "the answer is not a certs-only PKCS#7: %s", mt_err_str(e));
 	return e;
 }
 
@@ -315,7 +304,7 @@ enum mt_err mt_agent_device_load(const char *dir, struct mt_agent_device *d, cha
 		return MT_ERR_ARG;
 	e = mt_config_load(path, device_keys, sizeof device_keys / sizeof device_keys[0], &c, &line);
 	if (e != MT_OK) {
-		say(why, why_cap, "%s%s%u: %s", path, line ? " line " : "", line, mt_err_str(e));
+		mt_say(why, why_cap, "%s%s%u: %s", path, line ? " line " : "", line, mt_err_str(e));
 		return e;
 	}
 	key = mt_config_get(c, "key");
@@ -324,7 +313,7 @@ enum mt_err mt_agent_device_load(const char *dir, struct mt_agent_device *d, cha
 	    !copy(d->device_class, sizeof d->device_class, mt_config_get(c, "class")) ||
 	    !copy(d->idev_uri, sizeof d->idev_uri, key) ||
 	    !copy(d->birth_cert, sizeof d->birth_cert, mt_config_get(c, "birth-cert"))) {
-		say(why, why_cap, "%s: serial, class, key or birth-cert missing or malformed", path);
+		mt_say(why, why_cap, "%s: serial, class, key or birth-cert missing or malformed", path);
 		mt_config_free(c);
 		return MT_ERR_ARG;
 	}
@@ -345,7 +334,7 @@ enum mt_err mt_agent_device_load(const char *dir, struct mt_agent_device *d, cha
 		size_t pre;
 
 		if (o == NULL) {
-			say(why, why_cap, "%s: the birth key URI names no object=idev", path);
+			mt_say(why, why_cap, "%s: the birth key URI names no object=idev", path);
 			return MT_ERR_ARG;
 		}
 		pre = (size_t)(o - key);
@@ -362,39 +351,15 @@ enum mt_err mt_agent_device_load(const char *dir, struct mt_agent_device *d, cha
 
 /* ---- state files ---------------------------------------------------------- */
 
+/* DIR/NAME replaced atomically (mt_file_replace). */
 static enum mt_err replace_file(const char *dir, const char *name, const void *data, size_t len,
-                                mode_t mode)
+                                unsigned mode)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
-	size_t off = 0;
-	int fd;
+	char path[PATH_MAX];
 
-	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path ||
-	    (size_t)snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name) >= sizeof tmp)
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
 		return MT_ERR_ARG;
-	(void)unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-	if (fd < 0)
-		return MT_ERR_IO;
-	while (off < len) {
-		ssize_t w = write(fd, (const char *)data + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
-	if (off != len || fsync(fd) != 0) {
-		close(fd);
-		(void)unlink(tmp);
-		return MT_ERR_IO;
-	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
-		(void)unlink(tmp);
-		return MT_ERR_IO;
-	}
-	return MT_OK;
+	return mt_file_replace(path, data, len, mode);
 }
 
 static enum mt_err save_cert(const char *dir, const char *name, const struct mt_cert *c)
@@ -500,7 +465,7 @@ static enum mt_err enrol(const struct mt_agent_device *d, const struct mt_agent_
 		                         MT_KID_LEN) != 0)
 			e = MT_ERR_PKI_SUBJECT;
 		if (e != MT_OK)
-			say(r->why, sizeof r->why, "the hub's certificate is not for %s's ldev key",
+			mt_say(r->why, sizeof r->why, "the hub's certificate is not for %s's ldev key",
 			    d->serial);
 	}
 	if (e == MT_OK)
@@ -546,7 +511,7 @@ enum mt_err mt_agent_step(const struct mt_agent_device *d, const struct mt_agent
 	*did = MT_AGENT_NOTHING;
 	e = key_get(d->ldev_uri, MT_KEY_ROLE_SIGN, &ldev);
 	if (e != MT_OK) {
-		say(r->why, sizeof r->why, "ldev key %s: %s", d->ldev_uri, mt_err_str(e));
+		mt_say(r->why, sizeof r->why, "ldev key %s: %s", d->ldev_uri, mt_err_str(e));
 		return e;
 	}
 	if (load_cert_in(d->dir, "op.pem", &op) == MT_OK &&
@@ -563,7 +528,7 @@ enum mt_err mt_agent_step(const struct mt_agent_device *d, const struct mt_agent
 		if (e == MT_OK)
 			e = enrol(d, o, ldev, birth, idev, false, r);
 		else
-			say(r->why, sizeof r->why, "birth identity: %s", mt_err_str(e));
+			mt_say(r->why, sizeof r->why, "birth identity: %s", mt_err_str(e));
 		fresh = e == MT_OK;
 	}
 	if (e == MT_OK && (fresh || renewed)) {

@@ -82,7 +82,9 @@ static const char crl_help[] =
 
 /* ---- shared ------------------------------------------------------------ */
 
-static int open_deploy(const char *conf, struct mt_deploy **d)
+/* Open the deployment; with `writer`, its audit chain too (commands that
+ * change something); reading commands never need the token. */
+static int open_deploy(const char *conf, bool writer, struct mt_deploy **d)
 {
 	char why[512] = "";
 	enum mt_err e = mt_deploy_open(conf, d, why, sizeof why);
@@ -91,6 +93,8 @@ static int open_deploy(const char *conf, struct mt_deploy **d)
 		fprintf(stderr, "error: opening the deployment: %s\n", why[0] ? why : mt_err_str(e));
 		return MT_EXIT_ERROR;
 	}
+	if (!writer)
+		return MT_EXIT_OK;
 	e = mt_deploy_open_audit(*d);
 	if (e != MT_OK) {
 		mt_deploy_close(*d);
@@ -182,7 +186,7 @@ static int trust_add(int argc, char **argv)
 	pem = read_file(pos[0], 65536, &len, &rc);
 	if (pem == NULL)
 		return rc;
-	rc = open_deploy(conf, &d);
+	rc = open_deploy(conf, true, &d);
 	if (rc != MT_EXIT_OK) {
 		free(pem);
 		return rc;
@@ -228,18 +232,15 @@ static int trust_list(int argc, char **argv)
 	const struct mt_cert *const *roots;
 	const int64_t *ids;
 	struct mt_deploy *d = NULL;
-	char why[256] = "";
 	size_t n;
 	enum mt_err e;
 	int rc = parse(cmd, trust_usage, trust_help, argc, argv, opts, NULL, 0);
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
-	e = mt_deploy_open(conf, &d, why, sizeof why);
-	if (e != MT_OK) {
-		fprintf(stderr, "error: opening the deployment: %s\n", why[0] ? why : mt_err_str(e));
-		return MT_EXIT_ERROR;
-	}
+	rc = open_deploy(conf, false, &d);
+	if (rc != MT_EXIT_OK)
+		return rc;
 	e = mt_registry_roots(d->reg, &roots, &ids, &n);
 	for (size_t i = 0; e == MT_OK && i < n; i++) {
 		char name[MT_REG_NAME_MAX + 1] = "", js[300], fphex[65];
@@ -287,7 +288,7 @@ static int manifest_import(int argc, char **argv)
 	buf = (uint8_t *)read_file(pos[0], LC_FILE_MAX, &len, &rc);
 	if (buf == NULL)
 		return rc;
-	rc = open_deploy(conf, &d);
+	rc = open_deploy(conf, true, &d);
 	if (rc != MT_EXIT_OK) {
 		free(buf);
 		return rc;
@@ -365,7 +366,6 @@ static int device_list(int argc, char **argv)
 	                                  {NULL, 0, MT_CLI_VALUE, NULL, NULL}};
 	enum mt_dev_status s = 0;
 	struct mt_deploy *d = NULL;
-	char why[256] = "";
 	enum mt_err e;
 	int rc = parse(cmd, device_usage, device_help, argc, argv, opts, NULL, 0);
 
@@ -373,11 +373,9 @@ static int device_list(int argc, char **argv)
 		return rc;
 	if (status && !status_by_name(status, &s))
 		return mt_cli__usage(cmd, device_usage, "--status: unknown status '%s'", status);
-	e = mt_deploy_open(conf, &d, why, sizeof why);
-	if (e != MT_OK) {
-		fprintf(stderr, "error: opening the deployment: %s\n", why[0] ? why : mt_err_str(e));
-		return MT_EXIT_ERROR;
-	}
+	rc = open_deploy(conf, false, &d);
+	if (rc != MT_EXIT_OK)
+		return rc;
 	e = mt_registry_devices(d->reg, s, print_device, NULL);
 	mt_deploy_close(d);
 	if (e != MT_OK)
@@ -392,17 +390,14 @@ static int device_show(int argc, char **argv)
 	                                  {NULL, 0, MT_CLI_VALUE, NULL, NULL}};
 	struct mt_device_rec r;
 	struct mt_deploy *d = NULL;
-	char why[256] = "";
 	enum mt_err e;
 	int rc = parse(cmd, device_usage, device_help, argc, argv, opts, pos, 1);
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
-	e = mt_deploy_open(conf, &d, why, sizeof why);
-	if (e != MT_OK) {
-		fprintf(stderr, "error: opening the deployment: %s\n", why[0] ? why : mt_err_str(e));
-		return MT_EXIT_ERROR;
-	}
+	rc = open_deploy(conf, false, &d);
+	if (rc != MT_EXIT_OK)
+		return rc;
 	e = mt_registry_device(d->reg, pos[0], &r);
 	mt_deploy_close(d);
 	if (e == MT_ERR_REG_UNKNOWN) {
@@ -470,7 +465,7 @@ static int device_change(int argc, char **argv, enum lc_action act)
 	} else if (reason_s != NULL) {
 		return mt_cli__usage(cmd, device_usage, "--reason is for 'device revoke' only");
 	}
-	rc = open_deploy(conf, &d);
+	rc = open_deploy(conf, true, &d);
 	if (rc != MT_EXIT_OK)
 		return rc;
 	if (act == LC_REVOKE)
@@ -564,7 +559,7 @@ static int crl_refresh(int argc, char **argv)
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
-	rc = open_deploy(conf, &d);
+	rc = open_deploy(conf, true, &d);
 	if (rc != MT_EXIT_OK)
 		return rc;
 	e = mt_deploy_open_ca(d);

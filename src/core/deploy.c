@@ -27,6 +27,7 @@
 #include <openssl/pem.h>
 
 #include "medtrust/mt_deploy.h"
+#include "medtrust/mt_util.h"
 
 const char *const mt_deploy_keys[] = {
         "hospital",        "softhsm2_conf",   "ca_key",       "hub_tls_key",
@@ -58,18 +59,6 @@ uint64_t mt_deploy_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-__attribute__((format(printf, 3, 4))) static void say(char *why, size_t cap, const char *fmt,
-                                                       ...)
-{
-	va_list ap;
-
-	if (why == NULL || cap == 0)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(why, cap, fmt, ap);
-	va_end(ap);
-}
-
 enum mt_err mt_deploy_open(const char *conf_path, struct mt_deploy **out, char *why,
                            size_t why_cap)
 {
@@ -91,15 +80,15 @@ enum mt_err mt_deploy_open(const char *conf_path, struct mt_deploy **out, char *
 	e = mt_config_load(conf_path, mt_deploy_keys, mt_deploy_n_keys, &d->conf, &line);
 	if (e != MT_OK) {
 		if (line > 0)
-			say(why, why_cap, "%s line %u: %s", conf_path, line, mt_err_str(e));
+			mt_say(why, why_cap, "%s line %u: %s", conf_path, line, mt_err_str(e));
 		else
-			say(why, why_cap, "%s: %s", conf_path, mt_err_str(e));
+			mt_say(why, why_cap, "%s: %s", conf_path, mt_err_str(e));
 		mt_deploy_close(d);
 		return e;
 	}
 	for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
 		if (mt_config_get(d->conf, required[i]) == NULL) {
-			say(why, why_cap, "%s: the key '%s' is missing", conf_path, required[i]);
+			mt_say(why, why_cap, "%s: the key '%s' is missing", conf_path, required[i]);
 			mt_deploy_close(d);
 			return MT_ERR_ARG;
 		}
@@ -111,7 +100,7 @@ enum mt_err mt_deploy_open(const char *conf_path, struct mt_deploy **out, char *
 	}
 	e = mt_registry_open(mt_config_get(d->conf, "db_path"), &d->reg);
 	if (e != MT_OK) {
-		say(why, why_cap, "%s: cannot open the registry", mt_config_get(d->conf, "db_path"));
+		mt_say(why, why_cap, "%s: cannot open the registry", mt_config_get(d->conf, "db_path"));
 		mt_deploy_close(d);
 		return e;
 	}
@@ -279,40 +268,6 @@ char *mt_deploy_json_str(const char *s, char *out, size_t cap)
 	return out;
 }
 
-/* Write `len` bytes of PEM to path through path.tmp, fsync, rename. */
-static enum mt_err replace_file(const char *path, const char *text, size_t len, mode_t mode)
-{
-	char tmp[PATH_MAX];
-	int fd, n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	size_t off = 0;
-
-	if (n < 0 || (size_t)n >= sizeof tmp)
-		return MT_ERR_IO;
-	(void)unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-	if (fd < 0)
-		return MT_ERR_IO;
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		off += (size_t)w;
-	}
-	if (off != len || fchmod(fd, mode) != 0 || fsync(fd) != 0) {
-		close(fd);
-		(void)unlink(tmp);
-		return MT_ERR_IO;
-	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
-		(void)unlink(tmp);
-		return MT_ERR_IO;
-	}
-	return MT_OK;
-}
-
 enum mt_err mt_deploy_crl_refresh(struct mt_deploy *d, int64_t now, int64_t *next_update)
 {
 	struct mt_registry_revoked *list = NULL;
@@ -360,7 +315,7 @@ enum mt_err mt_deploy_crl_refresh(struct mt_deploy *d, int64_t now, int64_t *nex
 		goto out;
 	}
 	BIO_get_mem_ptr(bio, &mem);
-	e = replace_file(mt_config_get(d->conf, "crl"), mem->data, mem->length, 0644);
+	e = mt_file_replace(mt_config_get(d->conf, "crl"), mem->data, mem->length, 0644);
 	if (e == MT_OK && next_update != NULL)
 		*next_update = o.next_update;
 out:

@@ -39,6 +39,7 @@
 #include <sqlite3.h>
 
 #include "medtrust/mt_registry.h"
+#include "medtrust/mt_util.h"
 #include "pki_int.h"
 
 struct mt_registry {
@@ -375,19 +376,6 @@ enum mt_err mt_registry_chain_to_root(struct mt_registry *r, const struct mt_cer
 
 /* ---- manifests --------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static void say(char *why, size_t cap,
-                                                       const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why != NULL && cap > 0) {
-		va_start(ap, fmt);
-		(void)vsnprintf(why, cap, fmt, ap);
-		va_end(ap);
-	}
-}
-
-
 /* The existing row for one manifest entry, if any. */
 struct existing {
 	bool found;
@@ -459,7 +447,7 @@ static enum mt_err import_entries(struct mt_registry *r, const struct mt_manifes
 			}
 			(void)snprintf(res->conflict_serial, sizeof res->conflict_serial, "%s",
 			               en->serial);
-			say(why, why_cap,
+			mt_say(why, why_cap,
 			    "device %s is already registered with another manufacturer or birth "
 			    "key (release it first if it changed owner)",
 			    en->serial);
@@ -522,16 +510,16 @@ enum mt_err mt_registry_import_manifest(struct mt_registry *r, const uint8_t *bu
 	if (r == NULL || buf == NULL || res == NULL)
 		return MT_ERR_ARG;
 	memset(res, 0, sizeof *res);
-	say(why, why_cap, "%s", "");
+	mt_say(why, why_cap, "%s", "");
 	e = mt_manifest_open(buf, len, &m, &mwhy);
 	if (e != MT_OK) {
-		say(why, why_cap, "the manifest does not verify: %s",
+		mt_say(why, why_cap, "the manifest does not verify: %s",
 		    mwhy ? mwhy : mt_err_str(e));
 		return e;
 	}
 	e = manifest_chain(r, &m, now, &res->manufacturer_id);
 	if (e != MT_OK) {
-		say(why, why_cap,
+		mt_say(why, why_cap,
 		    "the manifest's signer does not chain to a trusted manufacturer root: %s",
 		    mt_err_str(e));
 		mt_manifest_free(&m);
@@ -569,7 +557,7 @@ enum mt_err mt_registry_import_manifest(struct mt_registry *r, const uint8_t *bu
 	if (e == MT_OK)
 		e = import_entries(r, &m, now, res, why, why_cap);
 	if (e == MT_ERR_REG_DB)
-		say(why, why_cap, "%s", sqlite3_errmsg(r->db));
+		mt_say(why, why_cap, "%s", sqlite3_errmsg(r->db));
 	mt_manifest_free(&m);
 	return finish(r, e);
 }
@@ -855,8 +843,11 @@ static const char *reason_name(enum mt_pki_reason reason)
 	return "unspecified";
 }
 
-enum mt_err mt_registry_revoke(struct mt_registry *r, const char *serial,
-                               enum mt_pki_reason reason, int64_t now, size_t *n_certs)
+/* Revoke every certificate with `reason` and set `status` (revoked or
+ * decommissioned): one transaction, from any status but decommissioned
+ * and released. */
+static enum mt_err retire(struct mt_registry *r, const char *serial, enum mt_pki_reason reason,
+                          enum mt_dev_status status, int64_t now, size_t *n_certs)
 {
 	enum mt_dev_status s;
 	enum mt_err e;
@@ -872,29 +863,21 @@ enum mt_err mt_registry_revoke(struct mt_registry *r, const char *serial,
 	if (e == MT_OK)
 		e = revoke_certs(r, serial, NULL, reason, now, n_certs);
 	if (e == MT_OK)
-		e = set_status(r, serial, MT_DEV_REVOKED, reason_name(reason), now);
+		e = set_status(r, serial, status, reason_name(reason), now);
 	return finish(r, e);
+}
+
+enum mt_err mt_registry_revoke(struct mt_registry *r, const char *serial,
+                               enum mt_pki_reason reason, int64_t now, size_t *n_certs)
+{
+	return retire(r, serial, reason, MT_DEV_REVOKED, now, n_certs);
 }
 
 enum mt_err mt_registry_decommission(struct mt_registry *r, const char *serial, int64_t now,
                                      size_t *n_certs)
 {
-	enum mt_dev_status s;
-	enum mt_err e;
-
-	if (r == NULL || serial == NULL)
-		return MT_ERR_ARG;
-	e = begin(r);
-	if (e != MT_OK)
-		return e;
-	e = status_of(r, serial, &s);
-	if (e == MT_OK && (s == MT_DEV_DECOMMISSIONED || s == MT_DEV_RELEASED))
-		e = MT_ERR_REG_STATE;
-	if (e == MT_OK)
-		e = revoke_certs(r, serial, NULL, MT_PKI_REASON_CESSATION_OF_OPERATION, now, n_certs);
-	if (e == MT_OK)
-		e = set_status(r, serial, MT_DEV_DECOMMISSIONED, "cessationOfOperation", now);
-	return finish(r, e);
+	return retire(r, serial, MT_PKI_REASON_CESSATION_OF_OPERATION, MT_DEV_DECOMMISSIONED, now,
+	              n_certs);
 }
 
 enum mt_err mt_registry_release(struct mt_registry *r, const char *serial, int64_t now)

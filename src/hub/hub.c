@@ -58,6 +58,7 @@
 #include "hub.h"
 #include "medtrust/mt_est.h"
 #include "medtrust/mt_message.h"
+#include "medtrust/mt_util.h"
 #include "ratelimit.h"
 
 #define HUB_ID_RATE (1.0 / 6.0)
@@ -67,6 +68,7 @@
 
 struct mt_hub {
 	struct mt_deploy *d;
+	struct mt_key *tls_key; /* after mt_hub_ssl_ctx */
 	pthread_mutex_t lock;
 	struct mt_rl rl_source, rl_id;
 	uint64_t op_lifetime_s;
@@ -309,10 +311,36 @@ enum mt_err mt_hub_open(const char *conf_path, struct mt_hub **out, char *why, s
 	return MT_OK;
 }
 
+enum mt_err mt_hub_ssl_ctx(struct mt_hub *h, SSL_CTX **ctx, char *why, size_t why_cap)
+{
+	const char *uri = mt_deploy_get(h->d, "hub_tls_key");
+	const char *cert = mt_deploy_get(h->d, "hub_tls_cert");
+	EVP_PKEY *pkey = NULL;
+	enum mt_err e;
+
+	if (uri == NULL || cert == NULL) {
+		mt_say(why, why_cap, "hub_tls_key or hub_tls_cert is not set");
+		return MT_ERR_ARG;
+	}
+	e = h->tls_key ? MT_OK : mt_key_open(uri, &h->tls_key);
+	if (e == MT_OK)
+		e = mt_key_evp(h->tls_key, &pkey);
+	if (e != MT_OK) {
+		mt_say(why, why_cap, "cannot open the TLS key (hub_tls_key): %s", mt_err_str(e));
+		return e;
+	}
+	e = mt_https_ssl_ctx(cert, pkey, ctx); /* takes its own reference */
+	EVP_PKEY_free(pkey);
+	if (e != MT_OK)
+		mt_say(why, why_cap, "TLS set-up failed (hub_tls_cert %s): %s", cert, mt_err_str(e));
+	return e;
+}
+
 void mt_hub_close(struct mt_hub *h)
 {
 	if (h == NULL)
 		return;
+	mt_key_free(h->tls_key);
 	mt_deploy_close(h->d);
 	mt_rl_free(&h->rl_source);
 	mt_rl_free(&h->rl_id);
@@ -352,6 +380,29 @@ static enum mt_err peer_parse(const struct mt_https_req *rq, struct peer *p)
 	if (e == MT_OK && p->n > 0 && !mt_device_id_valid(p->cn, strlen(p->cn)))
 		e = MT_ERR_PKI_SUBJECT;
 	return e;
+}
+
+/* The client certificate an endpoint needs: parsed into *p (the caller
+ * frees it) with wr[0] its CN; or refused (401, audited) and false. */
+static bool peer_take(struct mt_hub *h, const struct mt_https_req *rq, struct mt_https_resp *rs,
+                      const char *act, const char *need, struct peer *p, const char *wr[2])
+{
+	enum mt_err e;
+
+	if (rq->n_peer == 0) {
+		wr[1] = "no_client_certificate";
+		refuse(h, rq, rs, 401, act, wr, "%s", need);
+		return false;
+	}
+	e = peer_parse(rq, p);
+	if (e != MT_OK) {
+		peer_free(p);
+		wr[1] = "bad_certificate";
+		refuse(h, rq, rs, 401, act, wr, "client certificate unusable: %s", mt_err_str(e));
+		return false;
+	}
+	wr[0] = p->cn;
+	return true;
 }
 
 static const char *pki_word(enum mt_err e)
@@ -576,20 +627,8 @@ static void ep_enroll(struct mt_hub *h, const struct mt_https_req *rq, struct mt
 	enum mt_err e;
 	int st;
 
-	if (rq->n_peer == 0) {
-		wr[1] = "no_client_certificate";
-		refuse(h, rq, rs, 401, act, wr,
-		       "simpleenroll needs the device's birth certificate as TLS client certificate");
+	if (!peer_take(h, rq, rs, act, "simpleenroll needs the device's birth certificate as TLS client certificate", &p, wr))
 		return;
-	}
-	e = peer_parse(rq, &p);
-	if (e != MT_OK) {
-		peer_free(&p);
-		wr[1] = "bad_certificate";
-		refuse(h, rq, rs, 401, act, wr, "client certificate unusable: %s", mt_err_str(e));
-		return;
-	}
-	wr[0] = p.cn;
 	pthread_mutex_lock(&h->lock);
 	e = mt_registry_chain_to_root(h->d->reg, p.c[0], (const struct mt_cert *const *)p.c + 1,
 	                              p.n - 1, MT_PKI_PURPOSE_CLIENT, now, &mfg);
@@ -730,20 +769,8 @@ static void ep_reenroll(struct mt_hub *h, const struct mt_https_req *rq,
 	enum mt_err e;
 	int st;
 
-	if (rq->n_peer == 0) {
-		wr[1] = "no_client_certificate";
-		refuse(h, rq, rs, 401, act, wr,
-		       "simplereenroll needs the device's operational certificate");
+	if (!peer_take(h, rq, rs, act, "simplereenroll needs the device's operational certificate", &p, wr))
 		return;
-	}
-	e = peer_parse(rq, &p);
-	if (e != MT_OK) {
-		peer_free(&p);
-		wr[1] = "bad_certificate";
-		refuse(h, rq, rs, 401, act, wr, "client certificate unusable: %s", mt_err_str(e));
-		return;
-	}
-	wr[0] = p.cn;
 	st = csr_parse(rq, &c, &wr[1], sentence, sizeof sentence);
 	if (st == 0 && strcmp(c.cn, p.cn) != 0) {
 		st = 403;
@@ -816,19 +843,8 @@ static void ep_onboard(struct mt_hub *h, const struct mt_https_req *rq, struct m
 	enum mt_err e;
 	int st;
 
-	if (rq->n_peer == 0) {
-		wr[1] = "no_client_certificate";
-		refuse(h, rq, rs, 401, act, wr, "onboarding needs the operational certificate");
+	if (!peer_take(h, rq, rs, act, "onboarding needs the operational certificate", &p, wr))
 		return;
-	}
-	e = peer_parse(rq, &p);
-	if (e != MT_OK) {
-		peer_free(&p);
-		wr[1] = "bad_certificate";
-		refuse(h, rq, rs, 401, act, wr, "client certificate unusable: %s", mt_err_str(e));
-		return;
-	}
-	wr[0] = p.cn;
 	st = onboard_body(rq, spki, &spki_len, &wr[1], sentence, sizeof sentence);
 	pthread_mutex_lock(&h->lock);
 	if (st == 0)

@@ -33,6 +33,12 @@ void mt_hub_close(struct mt_hub *h);
 
 struct mt_deploy *mt_hub_deploy(struct mt_hub *h);
 
+/* The hub's TLS server context (mt_https_ssl_ctx) for hub_tls_cert with
+ * the key hub_tls_key, which the hub opens and keeps until mt_hub_close:
+ * free *ctx (SSL_CTX_free) before closing the hub.  `why` says what failed. */
+MT_NODISCARD enum mt_err mt_hub_ssl_ctx(struct mt_hub *h, SSL_CTX **ctx, char *why,
+                                        size_t why_cap);
+
 /* The https.h handler (arg = the hub). */
 void mt_hub_handle(void *arg, const struct mt_https_req *rq, struct mt_https_resp *rs);
 

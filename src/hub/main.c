@@ -90,8 +90,6 @@ int main(int argc, char **argv)
 	struct mt_https_opts o = {0};
 	struct mt_https *srv = NULL;
 	struct mt_hub *hub = NULL;
-	struct mt_key *tls_key = NULL;
-	EVP_PKEY *pkey = NULL;
 	SSL_CTX *ctx = NULL;
 	char why[512] = "";
 	sigset_t sigs;
@@ -150,20 +148,9 @@ int main(int argc, char **argv)
 	} else if (mt_deploy_uint(d, "hub_threads", 2, 64, &cfg) == MT_OK) {
 		o.threads = (unsigned)cfg;
 	}
-	e = mt_key_open(mt_deploy_get(d, "hub_tls_key") ? mt_deploy_get(d, "hub_tls_key") : "",
-	                &tls_key);
-	if (e == MT_OK)
-		e = mt_key_evp(tls_key, &pkey);
+	e = mt_hub_ssl_ctx(hub, &ctx, why, sizeof why);
 	if (e != MT_OK) {
-		fprintf(stderr, "medtrustd: cannot open the TLS key (hub_tls_key): %s\n",
-		        mt_err_str(e));
-		goto out;
-	}
-	e = mt_https_ssl_ctx(mt_deploy_get(d, "hub_tls_cert"), pkey, &ctx);
-	if (e != MT_OK) {
-		fprintf(stderr, "medtrustd: TLS set-up failed (hub_tls_cert %s): %s\n",
-		        mt_deploy_get(d, "hub_tls_cert") ? mt_deploy_get(d, "hub_tls_cert") : "unset",
-		        mt_err_str(e));
+		fprintf(stderr, "medtrustd: %s\n", why);
 		goto out;
 	}
 	o.ssl_ctx = ctx;
@@ -205,8 +192,6 @@ int main(int argc, char **argv)
 out:
 	mt_https_stop(srv);
 	SSL_CTX_free(ctx);
-	EVP_PKEY_free(pkey);
-	mt_key_free(tls_key);
 	mt_hub_close(hub);
 	return rc;
 }

@@ -1,0 +1,22 @@
+/*
+ * mt_util.h — two small helpers every layer needs: a refusal sentence into
+ * a caller's buffer, and a file replaced atomically.
+ */
+#ifndef MT_UTIL_H
+#define MT_UTIL_H
+
+#include <stddef.h>
+
+#include "mt_err.h"
+
+/* vsnprintf into why[0..cap); nothing when why is NULL or cap 0. */
+__attribute__((format(printf, 3, 4))) void mt_say(char *why, size_t cap, const char *fmt, ...);
+
+/* Replace `path` with data[0..len) so that a reader (or a power cut) sees
+ * the old file or the new one, never a mix: write PATH.tmp (O_EXCL,
+ * O_NOFOLLOW, `mode`), fsync, rename over PATH.  Errors: MT_ERR_ARG (path
+ * too long), MT_ERR_IO. */
+MT_NODISCARD enum mt_err mt_file_replace(const char *path, const void *data, size_t len,
+                                         unsigned mode);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * util.c — mt_util.h: refusal sentences and atomic file replacement.
+ *
+ * The temporary file sits beside the target (same directory, so rename is
+ * atomic on one file system) and a stale one from a crash is removed
+ * first; it is created with O_EXCL|O_NOFOLLOW, so a link planted under its
+ * name is never followed.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "medtrust/mt_util.h"
+
+void mt_say(char *why, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why == NULL || cap == 0)
+		return;
+	va_start(ap, fmt);
+	(void)vsnprintf(why, cap, fmt, ap);
+	va_end(ap);
+}
+
+enum mt_err mt_file_replace(const char *path, const void *data, size_t len, unsigned mode)
+{
+	char tmp[PATH_MAX];
+	size_t off = 0;
+	int fd, n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		return MT_ERR_ARG;
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+	if (fd < 0)
+		return MT_ERR_IO;
+	while (off < len) {
+		ssize_t w = write(fd, (const char *)data + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	if (off != len || fchmod(fd, (mode_t)mode) != 0 || fsync(fd) != 0) {
+		close(fd);
+		(void)unlink(tmp);
+		return MT_ERR_IO;
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		(void)unlink(tmp);
+		return MT_ERR_IO;
+	}
+	return MT_OK;
+}
