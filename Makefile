@@ -74,8 +74,9 @@ test-asan: ## configure, build and ctest build-asan/ (-DMT_SANITIZE=ON)
 	cmake --build $(ASAN_DIR) -j$(JOBS)
 	$(SAN_ENV) ctest --test-dir $(ASAN_DIR) --output-on-failure $(CTEST_ARGS)
 
-demo: deps build ## a short live demonstration: SoftHSM2 keys, seal, open, refusals
+demo: deps build ## a live demonstration: sealed packets and refusals; devices onboarding, revocation
 	bash scripts/demo.sh
+	bash scripts/demo-onboard.sh
 
 $(FUZZ_DIR)/CMakeCache.txt:
 	CC=clang cmake -S . -B $(FUZZ_DIR) $(CMAKE_COMMON) -DCMAKE_C_COMPILER=clang \

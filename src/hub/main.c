@@ -13,7 +13,8 @@
  * (threat B13).  --port 0 binds any free port; --port-file then receives
  * the port (for tests and scripts), written only once the server listens.
  *
- * Signals: SIGTERM and SIGINT stop it cleanly (exit 0); they are blocked
+ * Signals: SIGTERM and SIGINT stop it cleanly (exit 0, after a signed
+ * audit checkpoint over what this run recorded); they are blocked
  * in every thread and taken by the main thread, which otherwise wakes every
  * few seconds for the periodic work (mt_hub_tick: CRL renewal, audit
  * checkpoints).  SIGPIPE is ignored (a peer closing mid-write is an
@@ -191,6 +192,16 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	mt_https_stop(srv);
+	srv = NULL;
+	if (hub != NULL && mt_hub_deploy(hub)->audit != NULL) {
+		/* Cover what this run recorded with a signed checkpoint, so that a
+		 * later truncation of the chain is detected (threat J03). */
+		bool done = false;
+
+		e = mt_audit_checkpoint(mt_hub_deploy(hub)->audit, mt_deploy_now_ms(), &done);
+		if (e != MT_OK)
+			fprintf(stderr, "medtrustd: final audit checkpoint failed: %s\n", mt_err_str(e));
+	}
 	SSL_CTX_free(ctx);
 	mt_hub_close(hub);
 	return rc;
