@@ -248,15 +248,16 @@ static void expect_verify(const struct mt_cert *leaf, const struct mt_cert *root
 }
 
 /* A certificate made by OpenSSL alone, signed with the CA's software key:
- * for the shapes mt_pki_issue will not produce. */
-static struct mt_cert *forge(EVP_PKEY *ca_evp, const struct mt_cert *ca, EVP_PKEY *subj,
-                             const char *bc, const char *ku, const char *eku)
+ * for the shapes mt_pki_issue will not produce (nc: nameConstraints). */
+static struct mt_cert *forge_nc(EVP_PKEY *ca_evp, const struct mt_cert *ca, EVP_PKEY *subj,
+                                const char *bc, const char *ku, const char *eku, const char *nc)
 {
 	X509 *cax = x509_of(ca), *x = X509_new();
 	X509V3_CTX ctx;
-	const char *vals[] = {bc, ku, eku, "hash", "keyid:always"};
+	const char *vals[] = {bc, ku, eku, "hash", "keyid:always", nc};
 	const int nids[] = {NID_basic_constraints, NID_key_usage, NID_ext_key_usage,
-	                    NID_subject_key_identifier, NID_authority_key_identifier};
+	                    NID_subject_key_identifier, NID_authority_key_identifier,
+	                    NID_name_constraints};
 	ASN1_INTEGER *serial = ASN1_INTEGER_new();
 	assert_non_null(x);
 	assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
@@ -274,7 +275,7 @@ static struct mt_cert *forge(EVP_PKEY *ca_evp, const struct mt_cert *ca, EVP_PKE
 	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), DAY));
 	assert_int_equal(X509_set_pubkey(x, subj), 1);
 	X509V3_set_ctx(&ctx, cax, x, NULL, NULL, 0);
-	for (size_t i = 0; i < 5; i++) {
+	for (size_t i = 0; i < 6; i++) {
 		if (vals[i] == NULL)
 			continue;
 		X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nids[i], vals[i]);
@@ -292,6 +293,12 @@ static struct mt_cert *forge(EVP_PKEY *ca_evp, const struct mt_cert *ca, EVP_PKE
 	X509_free(x);
 	X509_free(cax);
 	return c;
+}
+
+static struct mt_cert *forge(EVP_PKEY *ca_evp, const struct mt_cert *ca, EVP_PKEY *subj,
+                             const char *bc, const char *ku, const char *eku)
+{
+	return forge_nc(ca_evp, ca, subj, bc, ku, eku, NULL);
 }
 
 /* -------------------------------------------------------- profiles */
@@ -1275,6 +1282,94 @@ static void test_B05_leaf_usage(void **state)
 	vfx_free(&f);
 }
 
+/* B06: path-building tricks.  A sub-CA's name constraints are enforced, an
+ * over-long chain is refused before any path is built, and a loop of
+ * cross-signed CAs ends in "untrusted", not in a hang. */
+static void test_B06_path_building_tricks(void **state)
+{
+	(void)state;
+	struct soft ca, sub, dev, a, b, other;
+	soft_new(&ca, MT_KEY_P256);
+	soft_new(&sub, MT_KEY_P256);
+	soft_new(&dev, MT_KEY_P256);
+	soft_new(&a, MT_KEY_P256);
+	soft_new(&b, MT_KEY_P256);
+	soft_new(&other, MT_KEY_P256);
+	struct mt_cert *root = make_ca(ca.k, CA_SUBJECT, -1);
+
+	/* 1. A sub-CA permitted only .hospital.example. */
+	struct mt_cert *nc = forge_nc(ca.evp, root, sub.evp, "critical,CA:TRUE",
+	                              "critical,keyCertSign,cRLSign", NULL,
+	                              "critical,permitted;DNS:.hospital.example");
+	const char *good_dns[] = {"hub.hospital.example"}, *evil_dns[] = {"hub.evil.example"};
+	struct mt_pki_leaf tls = {.profile = MT_PKI_TLS_SERVER, .subject = "CN=hub",
+	                          .dns = good_dns, .n_dns = 1};
+	struct mt_cert *inside = issue(sub.k, nc, mt_key_public(dev.k), &tls);
+	tls.dns = evil_dns;
+	struct mt_cert *outside = issue(sub.k, nc, mt_key_public(dev.k), &tls);
+	const struct mt_cert *via_nc[] = {nc};
+	struct mt_pki_verify_opts vs = {.purpose = MT_PKI_PURPOSE_SERVER, .intermediates = via_nc,
+	                                .n_intermediates = 1};
+	expect_verify(inside, root, &vs, MT_OK);
+	expect_verify(outside, root, &vs, MT_ERR_PKI_CHAIN);
+
+	/* 2. Nine sub-CAs deep: over MT_PKI_CHAIN_MAX, refused outright. */
+	struct soft chain[MT_PKI_CHAIN_MAX + 1];
+	struct mt_cert *cc[MT_PKI_CHAIN_MAX + 1];
+	const struct mt_cert *inter[MT_PKI_CHAIN_MAX + 1];
+	struct mt_pki_leaf sca = {.profile = MT_PKI_SUB_CA, .path_len = -1};
+	char subj[64];
+	struct mt_key *issuer_k = ca.k;
+	const struct mt_cert *issuer_c = root;
+	for (size_t i = 0; i < MT_PKI_CHAIN_MAX + 1; i++) {
+		soft_new(&chain[i], MT_KEY_P256);
+		snprintf(subj, sizeof subj, "CN=level %zu CA", i + 1);
+		sca.subject = subj;
+		cc[i] = issue(issuer_k, issuer_c, mt_key_public(chain[i].k), &sca);
+		inter[MT_PKI_CHAIN_MAX - i] = cc[i]; /* nearest the leaf first */
+		issuer_k = chain[i].k;
+		issuer_c = cc[i];
+	}
+	struct mt_cert *deep = operational(issuer_k, issuer_c, mt_key_public(dev.k), "dev-deep");
+	struct mt_pki_verify_opts vd = {.intermediates = inter, .n_intermediates = MT_PKI_CHAIN_MAX + 1};
+	const struct mt_cert *roots[] = {root};
+	assert_int_not_equal(mt_pki_verify(deep, roots, 1, &vd), MT_OK);
+
+	/* 3. A and B cross-sign each other; neither is trusted. */
+	struct mt_cert *ra = make_ca(a.k, "CN=Loop CA A", -1), *rb = make_ca(b.k, "CN=Loop CA B", -1);
+	struct mt_pki_leaf xa = {.profile = MT_PKI_SUB_CA, .subject = "CN=Loop CA A", .path_len = -1};
+	struct mt_pki_leaf xb = {.profile = MT_PKI_SUB_CA, .subject = "CN=Loop CA B", .path_len = -1};
+	struct mt_cert *a_by_b = issue(b.k, rb, mt_key_public(a.k), &xa);
+	struct mt_cert *b_by_a = issue(a.k, ra, mt_key_public(b.k), &xb);
+	struct mt_cert *looped = operational(a.k, ra, mt_key_public(dev.k), "dev-loop");
+	struct mt_cert *trusted = make_ca(other.k, "CN=Unrelated Root", -1);
+	const struct mt_cert *loop[] = {a_by_b, b_by_a};
+	struct mt_pki_verify_opts vl = {.intermediates = loop, .n_intermediates = 2};
+	expect_verify(looped, trusted, &vl, MT_ERR_PKI_UNTRUSTED);
+
+	mt_cert_free(nc);
+	mt_cert_free(inside);
+	mt_cert_free(outside);
+	for (size_t i = 0; i < MT_PKI_CHAIN_MAX + 1; i++) {
+		mt_cert_free(cc[i]);
+		soft_free(&chain[i]);
+	}
+	mt_cert_free(deep);
+	mt_cert_free(ra);
+	mt_cert_free(rb);
+	mt_cert_free(a_by_b);
+	mt_cert_free(b_by_a);
+	mt_cert_free(looped);
+	mt_cert_free(trusted);
+	mt_cert_free(root);
+	soft_free(&ca);
+	soft_free(&sub);
+	soft_free(&dev);
+	soft_free(&a);
+	soft_free(&b);
+	soft_free(&other);
+}
+
 static void test_bad_signature(void **state)
 {
 	(void)state;
@@ -1434,6 +1529,7 @@ int main(void)
 	        cmocka_unit_test(test_B02_expired_and_not_yet_valid),
 	        cmocka_unit_test(test_B03_B04_revocation),
 	        cmocka_unit_test(test_B05_leaf_usage),
+	        cmocka_unit_test(test_B06_path_building_tricks),
 	        cmocka_unit_test(test_bad_signature),
 	        cmocka_unit_test(test_export),
 	        cmocka_unit_test(test_error_sentences),
