@@ -288,6 +288,33 @@ static void B08_hub_not_under_the_pinned_ca_refused(void **state)
 	assert_false(exists(&d, "op.pem"));
 }
 
+/* The CRL is re-signed before it expires: at half its life medtrustd's
+ * periodic work signs a new one (a higher number, a later nextUpdate), and
+ * not again until the next half-life. */
+static void crl_renewed_before_it_expires(void **state)
+{
+	struct mt_registry *reg = mt_hub_deploy(hub)->reg;
+	int64_t now = mt_deploy_now(), next0 = 0, next1 = 0, next2 = 0;
+	bool signed_crl = false;
+
+	(void)state;
+	assert_int_equal(mt_hub_tick(hub, now, &signed_crl), MT_OK);
+	assert_int_equal(mt_registry_crl_next_update(reg, &next0), MT_OK);
+	assert_true(next0 > now + 3 * 86400); /* fresh: 7 days, or signed just now */
+	/* Two days later: still more than half its life left, nothing to do. */
+	assert_int_equal(mt_hub_tick(hub, next0 - 5 * 86400, &signed_crl), MT_OK);
+	assert_false(signed_crl);
+	/* Four days on: under half left, a new CRL. */
+	assert_int_equal(mt_hub_tick(hub, next0 - 3 * 86400 + 1, &signed_crl), MT_OK);
+	assert_true(signed_crl);
+	assert_int_equal(mt_registry_crl_next_update(reg, &next1), MT_OK);
+	assert_true(next1 > next0);
+	assert_int_equal(mt_hub_tick(hub, next0 - 3 * 86400 + 2, &signed_crl), MT_OK);
+	assert_false(signed_crl);
+	assert_int_equal(mt_registry_crl_next_update(reg, &next2), MT_OK);
+	assert_true(next2 == next1);
+}
+
 /* ---- D03: the attacker's key ------------------------------------------ */
 
 static EC_KEY *attacker_key;
@@ -403,6 +430,7 @@ int main(void)
 	        cmocka_unit_test(revoked_device_is_refused),
 	        cmocka_unit_test(B08_hub_not_under_the_pinned_ca_refused),
 	        cmocka_unit_test(D03_replayed_enrolment_without_the_birth_key_refused),
+	        cmocka_unit_test(crl_renewed_before_it_expires),
 	};
 
 	if (getenv("MEDTRUST_BIN") == NULL)
