@@ -67,6 +67,12 @@ struct mt_cert;
  * bytes).  *out is new; free it with mt_cert_free().  Nothing is verified.
  * Errors: MT_ERR_PKI_TOO_LARGE, MT_ERR_PKI_FORMAT. */
 MT_NODISCARD enum mt_err mt_cert_from_der(const uint8_t *der, size_t len, struct mt_cert **out);
+/* The same from a certificate OpenSSL already parsed (a TLS peer's): `x`
+ * (an X509) is shared, not copied — *out holds a reference of its own —
+ * so its public key is not decoded again.  Errors as mt_cert_from_der. */
+struct x509_st;
+MT_NODISCARD enum mt_err mt_cert_from_x509(struct x509_st *x, struct mt_cert **out);
+
 /* The same from PEM text holding exactly one "CERTIFICATE" block. */
 MT_NODISCARD enum mt_err mt_cert_from_pem(const char *pem, size_t len, struct mt_cert **out);
 void mt_cert_free(struct mt_cert *c);

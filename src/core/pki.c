@@ -303,6 +303,41 @@ enum mt_err mt_cert_from_der(const uint8_t *der, size_t len, struct mt_cert **ou
 	return e;
 }
 
+enum mt_err mt_cert_from_x509(struct x509_st *x, struct mt_cert **out)
+{
+	unsigned char *der = NULL;
+	int n;
+	enum mt_err e;
+
+	if (out == NULL)
+		return MT_ERR_ARG;
+	*out = NULL;
+	if (x == NULL)
+		return MT_ERR_ARG;
+	n = i2d_X509(x, &der);
+	if (n <= 0) {
+		OPENSSL_free(der);
+		return ossl_fail(MT_ERR_PKI_FORMAT);
+	}
+	if ((size_t)n > MT_PKI_INPUT_MAX) {
+		OPENSSL_free(der);
+		return MT_ERR_PKI_TOO_LARGE;
+	}
+	if (X509_check_purpose(x, -1, 0) != 1) {
+		OPENSSL_free(der);
+		return ossl_fail(MT_ERR_PKI_FORMAT);
+	}
+	if (X509_up_ref(x) != 1) {
+		OPENSSL_free(der);
+		return MT_ERR_NOMEM;
+	}
+	e = cert_adopt(x, der, (size_t)n, out);
+	if (e != MT_OK)
+		X509_free(x);
+	OPENSSL_free(der);
+	return e;
+}
+
 enum mt_err mt_cert_from_pem(const char *pem, size_t len, struct mt_cert **out)
 {
 	static const char begin[] = "-----BEGIN ";

@@ -525,6 +525,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		}
 		rq.peer_der[i] = p;
 		rq.peer_len[i] = der_len[i];
+		rq.peer_x509[i] = certs[i];
 		p += der_len[i];
 	}
 	rq.n_peer = n_chain;

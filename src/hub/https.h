@@ -79,6 +79,10 @@ struct mt_https_req {
 	 * else about them is checked. */
 	const uint8_t *peer_der[MT_HTTPS_PEER_MAX];
 	size_t peer_len[MT_HTTPS_PEER_MAX];
+	/* The same certificates as OpenSSL parsed them in the handshake
+	 * (X509 *, borrowed for the handler call): mt_cert_from_x509 takes
+	 * them without decoding their keys a second time. */
+	struct x509_st *peer_x509[MT_HTTPS_PEER_MAX];
 	size_t n_peer;
 	char source[MT_HTTPS_SOURCE_MAX]; /* client IP address, text (IPv4-mapped: IPv4) */
 	uint16_t source_port;

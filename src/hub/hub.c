@@ -371,7 +371,9 @@ static enum mt_err peer_parse(const struct mt_https_req *rq, struct peer *p)
 
 	memset(p, 0, sizeof *p);
 	for (size_t i = 0; i < rq->n_peer && e == MT_OK; i++) {
-		e = mt_cert_from_der(rq->peer_der[i], rq->peer_len[i], &p->c[i]);
+		e = rq->peer_x509[i] != NULL ? mt_cert_from_x509(rq->peer_x509[i], &p->c[i])
+		                             : mt_cert_from_der(rq->peer_der[i], rq->peer_len[i],
+		                                                &p->c[i]);
 		if (e == MT_OK)
 			p->n++;
 	}
