@@ -1370,6 +1370,34 @@ static void test_B06_path_building_tricks(void **state)
 	soft_free(&other);
 }
 
+/* mt_cert_from_x509: shares the parsed X509, same DER and fingerprint as
+ * from_der, and the caller's reference stays the caller's. */
+static void test_cert_from_x509(void **state)
+{
+	(void)state;
+	struct soft ca;
+	soft_new(&ca, MT_KEY_P256);
+	struct mt_cert *root = make_ca(ca.k, CA_SUBJECT, 0), *again = NULL;
+	X509 *x = x509_of(root);
+	size_t a_len = 0, b_len = 0;
+	uint8_t fa[32], fb[32];
+	assert_int_equal(mt_cert_from_x509(x, &again), MT_OK);
+	X509_free(x); /* again holds its own reference */
+	const uint8_t *a = mt_cert_der(root, &a_len), *b = mt_cert_der(again, &b_len);
+	assert_int_equal(a_len, b_len);
+	assert_memory_equal(a, b, a_len);
+	assert_int_equal(mt_cert_fingerprint(root, fa), MT_OK);
+	assert_int_equal(mt_cert_fingerprint(again, fb), MT_OK);
+	assert_memory_equal(fa, fb, 32);
+	expect_verify(again, root, &(struct mt_pki_verify_opts){.purpose = MT_PKI_PURPOSE_SIGNER},
+	              MT_ERR_PKI_USAGE); /* a CA is no leaf, whichever way it was read */
+	mt_cert_free(again);
+	assert_int_equal(mt_cert_from_x509(NULL, &again), MT_ERR_ARG);
+	assert_null(again);
+	mt_cert_free(root);
+	soft_free(&ca);
+}
+
 static void test_bad_signature(void **state)
 {
 	(void)state;
@@ -1530,6 +1558,7 @@ int main(void)
 	        cmocka_unit_test(test_B03_B04_revocation),
 	        cmocka_unit_test(test_B05_leaf_usage),
 	        cmocka_unit_test(test_B06_path_building_tricks),
+	        cmocka_unit_test(test_cert_from_x509),
 	        cmocka_unit_test(test_bad_signature),
 	        cmocka_unit_test(test_export),
 	        cmocka_unit_test(test_error_sentences),
