@@ -150,15 +150,19 @@ MT_NODISCARD enum mt_err mt_registry_devices(struct mt_registry *r, enum mt_dev_
                                              mt_registry_device_cb cb, void *arg);
 
 /* Record an enrolment: the operational certificate `cert` issued for the
- * device's `ldev` key; the device becomes active.  When `supersede` is
- * set (a fresh enrolment with the birth certificate), every earlier
- * unexpired, unrevoked certificate of the device is revoked with reason
- * superseded and *n_superseded says how many (it may be NULL).
- * Errors: MT_ERR_REG_UNKNOWN, MT_ERR_REG_STATE (not manifested or
- * active), MT_ERR_REG_DB, certificate parsing errors. */
+ * device's `ldev` key, whose DER SPKI (the key the certificate carries,
+ * which the caller already holds) is ldev_spki[0..ldev_len); the device
+ * becomes active.  When `supersede` is set (a fresh enrolment with the
+ * birth certificate), every earlier unexpired, unrevoked certificate of the
+ * device is revoked with reason superseded and *n_superseded says how many
+ * (it may be NULL).  Errors: MT_ERR_REG_UNKNOWN, MT_ERR_REG_STATE (not
+ * manifested or active), MT_ERR_ARG, MT_ERR_REG_DB, certificate parsing
+ * errors. */
 MT_NODISCARD enum mt_err mt_registry_enrolled(struct mt_registry *r, const char *serial,
-                                              const struct mt_cert *cert, bool supersede,
-                                              int64_t now, size_t *n_superseded);
+                                              const struct mt_cert *cert,
+                                              const uint8_t *ldev_spki, size_t ldev_len,
+                                              bool supersede, int64_t now,
+                                              size_t *n_superseded);
 
 /* Record the device's kx key (DER SPKI): a new key starts a new key epoch
  * (*epoch), the same key keeps the current one.  Errors: MT_ERR_REG_UNKNOWN,

@@ -932,6 +932,51 @@ static enum mt_err cert_sign(struct mt_key *k, X509 *x, EVP_PKEY *issuer_pub,
 	return e;
 }
 
+/* Put `pk` into x's SubjectPublicKeyInfo from its normalised DER SPKI
+ * (protocol §1's forms: P-256 uncompressed, Ed25519 RFC 8410), setting
+ * the algorithm and key bits directly.  X509_set_pubkey would do the same
+ * by encoding the key and decoding it again (OpenSSL 3.0's decoders: about
+ * as costly as a signature verification, once per enrolment at the hub);
+ * the certificate's own self-check (cert_sign) parses the result anyway. */
+static enum mt_err set_subject_key(X509 *x, const struct mt_pubkey *pk)
+{
+	static const uint8_t p256_prefix[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+	                                      0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+	                                      0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
+	static const uint8_t ed_prefix[] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
+	                                    0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+	X509_PUBKEY *xpk = X509_get_X509_PUBKEY(x);
+	uint8_t spki[MT_SPKI_MAX], *bits;
+	size_t len = 0, off;
+	int ok;
+
+	if (xpk == NULL || mt_pubkey_spki(pk, spki, sizeof spki, &len) != MT_OK)
+		return MT_ERR_CRYPTO;
+	if (mt_pubkey_type(pk) == MT_KEY_P256 && len == sizeof p256_prefix + 65 &&
+	    memcmp(spki, p256_prefix, sizeof p256_prefix) == 0) {
+		off = sizeof p256_prefix;
+	} else if (mt_pubkey_type(pk) == MT_KEY_ED25519 && len == sizeof ed_prefix + 32 &&
+	           memcmp(spki, ed_prefix, sizeof ed_prefix) == 0) {
+		off = sizeof ed_prefix;
+	} else {
+		return X509_set_pubkey(x, mt_pubkey__evp(pk)) == 1 ? MT_OK : ossl_fail(MT_ERR_CRYPTO);
+	}
+	bits = OPENSSL_memdup(spki + off, len - off);
+	if (bits == NULL)
+		return MT_ERR_NOMEM;
+	if (mt_pubkey_type(pk) == MT_KEY_P256)
+		ok = X509_PUBKEY_set0_param(xpk, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+		                            OBJ_nid2obj(NID_X9_62_prime256v1), bits, (int)(len - off));
+	else
+		ok = X509_PUBKEY_set0_param(xpk, OBJ_nid2obj(NID_ED25519), V_ASN1_UNDEF, NULL, bits,
+		                            (int)(len - off));
+	if (ok != 1) {
+		OPENSSL_free(bits);
+		return ossl_fail(MT_ERR_CRYPTO);
+	}
+	return MT_OK;
+}
+
 static enum mt_err issuer_key_type(struct mt_key *k)
 {
 	enum mt_key_type t = mt_key_type(k);
@@ -1089,11 +1134,12 @@ enum mt_err mt_pki_issue(struct mt_key *ca_key, const struct mt_cert *ca_cert,
 		return ossl_fail(MT_ERR_NOMEM);
 	}
 	if (X509_set_version(x, X509_VERSION_3) != 1 || X509_set_subject_name(x, nm) != 1 ||
-	    X509_set_issuer_name(x, X509_get_subject_name(ca_cert->x)) != 1 ||
-	    X509_set_pubkey(x, mt_pubkey__evp(subject_key)) != 1) {
+	    X509_set_issuer_name(x, X509_get_subject_name(ca_cert->x)) != 1) {
 		e = ossl_fail(MT_ERR_CRYPTO);
 		goto done;
 	}
+	if ((e = set_subject_key(x, subject_key)) != MT_OK)
+		goto done;
 	if ((e = set_serial(x)) != MT_OK ||
 	    (e = set_validity(x, l->not_before, lifetime, l->profile == MT_PKI_BIRTH)) != MT_OK)
 		goto done;

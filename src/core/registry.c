@@ -720,31 +720,26 @@ static enum mt_err set_status(struct mt_registry *r, const char *serial,
 }
 
 enum mt_err mt_registry_enrolled(struct mt_registry *r, const char *serial,
-                                 const struct mt_cert *cert, bool supersede, int64_t now,
+                                 const struct mt_cert *cert, const uint8_t *spki,
+                                 size_t spki_len, bool supersede, int64_t now,
                                  size_t *n_superseded)
 {
 	char cs[MT_REG_CERT_SERIAL_MAX];
-	uint8_t spki[MT_SPKI_MAX];
-	size_t spki_len = 0, der_len;
+	size_t der_len;
 	const uint8_t *der;
 	int64_t nb, na;
-	struct mt_pubkey *pk = NULL;
 	enum mt_dev_status s;
 	sqlite3_stmt *st;
 	enum mt_err e;
 
-	if (r == NULL || serial == NULL || cert == NULL)
+	if (r == NULL || serial == NULL || cert == NULL || spki == NULL || spki_len == 0 ||
+	    spki_len > MT_SPKI_MAX)
 		return MT_ERR_ARG;
 	if (n_superseded)
 		*n_superseded = 0;
 	e = mt_registry_cert_serial_hex(cert, cs);
 	if (e == MT_OK)
 		e = mt_cert_validity(cert, &nb, &na);
-	if (e == MT_OK)
-		e = mt_cert_pubkey(cert, &pk);
-	if (e == MT_OK)
-		e = mt_pubkey_spki(pk, spki, sizeof spki, &spki_len);
-	mt_pubkey_free(pk);
 	if (e != MT_OK)
 		return e;
 	der = mt_cert_der(cert, &der_len);

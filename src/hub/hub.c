@@ -530,6 +530,8 @@ static enum mt_err issue(struct mt_hub *h, const char *serial, const struct mt_p
 	struct mt_pki_leaf leaf = {0};
 	struct mt_cert *cert = NULL;
 	char cs[MT_REG_CERT_SERIAL_MAX];
+	uint8_t spki[MT_SPKI_MAX];
+	size_t spki_len = 0;
 	size_t need = 0, len = 0, n_sup = 0;
 	int64_t na = 0;
 	char *b64 = NULL;
@@ -547,7 +549,10 @@ static enum mt_err issue(struct mt_hub *h, const char *serial, const struct mt_p
 	e = mt_pki_issue(h->d->ca_key, h->d->ca_cert, pub, &leaf, &cert);
 	pthread_mutex_lock(&h->lock);
 	if (e == MT_OK)
-		e = mt_registry_enrolled(h->d->reg, serial, cert, supersede, now, &n_sup);
+		e = mt_pubkey_spki(pub, spki, sizeof spki, &spki_len);
+	if (e == MT_OK)
+		e = mt_registry_enrolled(h->d->reg, serial, cert, spki, spki_len, supersede, now,
+		                         &n_sup);
 	if (e == MT_OK) {
 		const struct mt_cert *one[1] = {cert};
 
