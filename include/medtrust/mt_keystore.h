@@ -69,12 +69,45 @@ MT_NODISCARD enum mt_err mt_key_generate(const char *uri, enum mt_key_type type,
  * CKA_WRAP and CKA_UNWRAP and nothing else (no ENCRYPT, DECRYPT, SIGN,
  * VERIFY, DERIVE): it only ever wraps other keys, so a logged-in attacker
  * cannot use it as a decryption oracle for arbitrary data.  Nothing is
- * returned: no operation in this library uses it yet (docs/keystore.md).
+ * returned: mt_kek_open opens it for wrapping data keys (docs/keystore.md).
  * file: URIs are MT_ERR_UNSUPPORTED (a software KEK would sit next to what
  * it protects).  Errors: those of mt_key_open, MT_ERR_KS_EXISTS (any object
  * with that label or id), MT_ERR_UNSUPPORTED (also: the token lacks
  * CKM_AES_KEY_GEN), MT_ERR_KS_OPERATION. */
 MT_NODISCARD enum mt_err mt_key_generate_kek(const char *uri);
+
+/* ---- data keys under the key-encryption key (storage at rest) ----------
+ *
+ * Envelope encryption: stored secrets (readings, patient identity) are
+ * encrypted in software with random 256-bit data keys, and each data key
+ * is kept only wrapped by the deployment's KEK, which never leaves the
+ * token (RFC 3394 AES key wrap, CKM_AES_KEY_WRAP, computed inside the
+ * token).  A stolen database holds wrapped keys only.  */
+#define MT_DEK_LEN 32
+#define MT_DEK_WRAPPED_LEN 40 /* RFC 3394: the key and an 8-byte check value */
+
+struct mt_kek;
+
+/* Open the KEK at the pkcs11: `uri` (made by mt_key_generate_kek): a
+ * secret key found by its label (`object`) and/or `id`.  Errors: those of
+ * mt_key_open (MT_ERR_KS_KEY_NOT_FOUND, MT_ERR_KS_PIN, ...),
+ * MT_ERR_UNSUPPORTED (file: URIs; a token without CKM_AES_KEY_WRAP),
+ * MT_ERR_KS_KEY_TYPE (the object is not an AES key allowed to wrap and
+ * unwrap), MT_ERR_NOMEM. */
+MT_NODISCARD enum mt_err mt_kek_open(const char *uri, struct mt_kek **out);
+void mt_kek_free(struct mt_kek *k);
+
+/* Wrap `dek` (MT_DEK_LEN bytes) under the KEK, inside the token.  The
+ * plaintext key exists in the token only as a session object for the
+ * duration of the call.  Errors: MT_ERR_KS_OPERATION. */
+MT_NODISCARD enum mt_err mt_kek_wrap(struct mt_kek *k, const uint8_t dek[MT_DEK_LEN],
+                                     uint8_t wrapped[MT_DEK_WRAPPED_LEN]);
+
+/* Unwrap into `dek` (the caller wipes it with mt_wipe when done).  A
+ * wrapped key that was altered, or wrapped under another KEK, fails the
+ * RFC 3394 integrity check: MT_ERR_KS_OPERATION, and dek is zeroed. */
+MT_NODISCARD enum mt_err mt_kek_unwrap(struct mt_kek *k, const uint8_t wrapped[MT_DEK_WRAPPED_LEN],
+                                       uint8_t dek[MT_DEK_LEN]);
 
 /* An in-memory key from its raw private value: the 32-byte scalar of P-256
  * (leading zero bytes allowed up to 33 bytes) or the 32-byte Ed25519 seed. */

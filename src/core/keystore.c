@@ -561,6 +561,25 @@ enum mt_err mt_key_generate_kek(const char *uri)
 	return e;
 }
 
+enum mt_err mt_kek_open(const char *uri, struct mt_kek **out)
+{
+	struct mt_keystore__uri u;
+	enum mt_err e;
+
+	if (out == NULL)
+		return MT_ERR_ARG;
+	*out = NULL;
+	e = mt_keystore__uri_parse(uri, &u);
+	if (e != MT_OK)
+		return e;
+	if (u.scheme == MT_KEYSTORE__SCHEME_PKCS11)
+		e = mt_keystore__p11_kek_open(&u, out);
+	else
+		e = MT_ERR_UNSUPPORTED;
+	mt_keystore__uri_clear(&u);
+	return e;
+}
+
 enum mt_err mt_key_import_raw(enum mt_key_type type, enum mt_key_role role, const uint8_t *priv,
                               size_t len, struct mt_key **out)
 {

@@ -128,6 +128,8 @@ enum mt_err mt_keystore__p11_open(const struct mt_keystore__uri *u, struct mt_ke
 enum mt_err mt_keystore__p11_generate(const struct mt_keystore__uri *u, enum mt_key_type type,
                                       enum mt_key_role role, struct mt_key **out);
 enum mt_err mt_keystore__p11_generate_kek(const struct mt_keystore__uri *u);
+/* The KEK (mt_kek_open / wrap / unwrap): keystore_pkcs11.c. */
+enum mt_err mt_keystore__p11_kek_open(const struct mt_keystore__uri *u, struct mt_kek **out);
 /* Finalise and unload every module loaded so far (they are reloaded on the
  * next use).  Refused with MT_ERR_INTERNAL while any PKCS#11 key is open.
  * Tests call it between tokens that live in different SOFTHSM2_CONF

@@ -1125,3 +1125,135 @@ enum mt_err mt_keystore__p11_generate_kek(const struct mt_keystore__uri *u)
 	release_token(t);
 	return e;
 }
+
+/* ---- wrapping data keys under the KEK ------------------------------------ */
+
+struct mt_kek {
+	struct p11_token *tok;
+	CK_OBJECT_HANDLE h;
+};
+
+enum mt_err mt_keystore__p11_kek_open(const struct mt_keystore__uri *u, struct mt_kek **out)
+{
+	struct p11_token *t = NULL;
+	CK_OBJECT_HANDLE found[2];
+	CK_ULONG count = 0;
+	CK_KEY_TYPE kt = 0;
+	size_t len = 0;
+	struct mt_kek *k;
+	enum mt_err e;
+
+	if (u->object == NULL && !u->has_id)
+		return MT_ERR_KS_URI;
+	e = acquire_token(u, &t);
+	if (e != MT_OK)
+		return e;
+	pthread_mutex_lock(&t->op_lock);
+	e = find_objects(t, CKO_SECRET_KEY, u->object, u->has_id ? u->id : NULL, u->id_len, found,
+	                 2, &count);
+	if (e == MT_OK && count == 0)
+		e = MT_ERR_KS_KEY_NOT_FOUND;
+	else if (e == MT_OK && count > 1)
+		e = MT_ERR_KS_URI; /* ambiguous */
+	if (e == MT_OK && (get_attr(t, found[0], CKA_KEY_TYPE, &kt, sizeof kt, &len) != MT_OK ||
+	                   kt != CKK_AES || get_bool(t, found[0], CKA_WRAP) != CK_TRUE ||
+	                   get_bool(t, found[0], CKA_UNWRAP) != CK_TRUE))
+		e = MT_ERR_KS_KEY_TYPE;
+	if (e == MT_OK && !has_mechanism(t, CKM_AES_KEY_WRAP, CKF_WRAP | CKF_UNWRAP))
+		e = MT_ERR_UNSUPPORTED;
+	pthread_mutex_unlock(&t->op_lock);
+	if (e != MT_OK) {
+		release_token(t);
+		return e;
+	}
+	k = calloc(1, sizeof *k);
+	if (k == NULL) {
+		release_token(t);
+		return MT_ERR_NOMEM;
+	}
+	k->tok = t;
+	k->h = found[0];
+	*out = k;
+	return MT_OK;
+}
+
+void mt_kek_free(struct mt_kek *k)
+{
+	if (k == NULL)
+		return;
+	release_token(k->tok);
+	free(k);
+}
+
+/* The template of a data key as a session object: AES, extractable (it
+ * must be, to be wrapped, and to come back out after unwrapping), usable
+ * for nothing inside the token.  Returns the number of attributes. */
+static CK_ULONG dek_template(CK_ATTRIBUTE *t)
+{
+	static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	static CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	static CK_KEY_TYPE kt = CKK_AES;
+	CK_ULONG n = 0;
+
+	t[n++] = (CK_ATTRIBUTE){CKA_CLASS, &cls, sizeof(cls)};
+	t[n++] = (CK_ATTRIBUTE){CKA_KEY_TYPE, &kt, sizeof(kt)};
+	t[n++] = (CK_ATTRIBUTE){CKA_TOKEN, &no, sizeof(no)};
+	t[n++] = (CK_ATTRIBUTE){CKA_SENSITIVE, &no, sizeof(no)};
+	t[n++] = (CK_ATTRIBUTE){CKA_EXTRACTABLE, &yes, sizeof(yes)};
+	t[n++] = (CK_ATTRIBUTE){CKA_ENCRYPT, &no, sizeof(no)};
+	t[n++] = (CK_ATTRIBUTE){CKA_DECRYPT, &no, sizeof(no)};
+	return n;
+}
+
+enum mt_err mt_kek_wrap(struct mt_kek *k, const uint8_t dek[MT_DEK_LEN],
+                        uint8_t wrapped[MT_DEK_WRAPPED_LEN])
+{
+	CK_MECHANISM mech = {CKM_AES_KEY_WRAP, NULL, 0};
+	CK_ATTRIBUTE tmpl[10];
+	CK_ULONG n, out_len = MT_DEK_WRAPPED_LEN;
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_FUNCTION_LIST *f;
+	CK_RV rv;
+
+	if (k == NULL || dek == NULL || wrapped == NULL)
+		return MT_ERR_ARG;
+	f = k->tok->mod->fl;
+	n = dek_template(tmpl);
+	tmpl[n++] = (CK_ATTRIBUTE){CKA_VALUE, (void *)dek, MT_DEK_LEN};
+	pthread_mutex_lock(&k->tok->op_lock);
+	rv = f->C_CreateObject(k->tok->session, tmpl, n, &h);
+	if (rv == CKR_OK)
+		rv = f->C_WrapKey(k->tok->session, &mech, k->h, h, wrapped, &out_len);
+	if (h != CK_INVALID_HANDLE)
+		(void)f->C_DestroyObject(k->tok->session, h);
+	pthread_mutex_unlock(&k->tok->op_lock);
+	return rv == CKR_OK && out_len == MT_DEK_WRAPPED_LEN ? MT_OK : MT_ERR_KS_OPERATION;
+}
+
+enum mt_err mt_kek_unwrap(struct mt_kek *k, const uint8_t wrapped[MT_DEK_WRAPPED_LEN],
+                          uint8_t dek[MT_DEK_LEN])
+{
+	CK_MECHANISM mech = {CKM_AES_KEY_WRAP, NULL, 0};
+	CK_ATTRIBUTE tmpl[10];
+	CK_ULONG n;
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_FUNCTION_LIST *f;
+	size_t len = 0;
+	enum mt_err e = MT_ERR_KS_OPERATION;
+
+	if (k == NULL || dek == NULL || wrapped == NULL)
+		return MT_ERR_ARG;
+	f = k->tok->mod->fl;
+	n = dek_template(tmpl);
+	pthread_mutex_lock(&k->tok->op_lock);
+	if (f->C_UnwrapKey(k->tok->session, &mech, k->h, (CK_BYTE_PTR)wrapped, MT_DEK_WRAPPED_LEN,
+	                   tmpl, n, &h) == CKR_OK &&
+	    get_attr(k->tok, h, CKA_VALUE, dek, MT_DEK_LEN, &len) == MT_OK && len == MT_DEK_LEN)
+		e = MT_OK;
+	if (h != CK_INVALID_HANDLE)
+		(void)f->C_DestroyObject(k->tok->session, h);
+	pthread_mutex_unlock(&k->tok->op_lock);
+	if (e != MT_OK)
+		mt_wipe(dek, MT_DEK_LEN);
+	return e;
+}
