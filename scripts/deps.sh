@@ -23,7 +23,11 @@
 # files (the library reads JSON itself: src/core/json_read.c); p11-kit,
 # softhsm2 and opensc the reference PKCS#11 token and its tools; python3
 # with cbor2 and cryptography the independent interop checks; binutils
-# (readelf, objdump) and file the hardening check.
+# (readelf, objdump) and file the hardening check; mosquitto, mosquitto-dev
+# (mosquitto_broker.h, mosquitto_plugin.h) and libmosquitto-dev (mosquitto.h,
+# which they include) the broker and its plugin medtrust_mosq;
+# libengine-pkcs11-openssl lets mosquitto use a TLS key held in a token;
+# python3-paho-mqtt the broker tests' MQTT 5 clients.
 set -euo pipefail
 
 PACKAGES=(
@@ -50,6 +54,11 @@ PACKAGES=(
 	python3-cryptography
 	binutils
 	file
+	mosquitto
+	mosquitto-dev
+	libmosquitto-dev
+	libengine-pkcs11-openssl
+	python3-paho-mqtt
 )
 
 missing_packages() {
