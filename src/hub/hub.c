@@ -788,6 +788,12 @@ static void ep_reenroll(struct mt_hub *h, const struct mt_https_req *rq,
 	pthread_mutex_lock(&h->lock);
 	if (st == 0)
 		st = check_operational(h, &p, now, &dev, &wr[1], sentence, sizeof sentence);
+	if (st == 0 && mt_ct_equal(dev.birth_kid, mt_pubkey_kid(c.pub), MT_KID_LEN)) {
+		st = 400;
+		wr[1] = "csr_birth_key";
+		(void)snprintf(sentence, sizeof sentence,
+		               "the CSR's key is the birth key; ldev must be a new key");
+	}
 	if (st == 0) {
 		size_t n_sup = 0;
 

@@ -606,6 +606,17 @@ class EnrolmentRefusals(HubCase):
         self.assertRefused(r, 403, [other])
         self.assertAudited(seq, "est.reenroll.refused", "csr_subject", subject=s)
 
+    def test_D04_reenroll_csr_key_is_birth_key(self):
+        """Renewal may change the ldev key, but never to the birth key."""
+        s = serial(8)
+        ldev, op, _ = self.d.enroll("LOT", s)
+        _cert, bkey, pw = self.d.birth("LOT", s)
+        seq = self.d.audit_seq()
+        r = self.d.curl(REENROLL, body=U.b64(U.csr_der(bkey, s, passin="pass:" + pw)),
+                        ctype="application/pkcs10", cert=op, key=ldev)
+        self.assertRefused(r, 400, ["birth key"])
+        self.assertAudited(seq, "est.reenroll.refused", "csr_birth_key", subject=s)
+
     def test_D01_self_made_birth_certificate(self):
         """A self-signed certificate naming a manifested serial (the clone an
         outsider can make) is an unknown manufacturer; one whose CN is no
