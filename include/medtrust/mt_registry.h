@@ -232,4 +232,58 @@ MT_NODISCARD enum mt_err mt_registry_crl_next_update(struct mt_registry *r, int6
 MT_NODISCARD enum mt_err mt_registry_cert_serial_hex(const struct mt_cert *c,
                                                      char out[MT_REG_CERT_SERIAL_MAX]);
 
+/* ---- read-only access (the broker plugin, plugins/mosquitto/) --------- */
+
+/* Open the registry in the existing SQLite database `path` for reading
+ * only: nothing is created or written — no schema, no journal-mode
+ * change, `PRAGMA query_only` — and the registry's tables must already be
+ * there.  For a process that only decides (the mosquitto plugin) while the
+ * CLI and medtrustd write: in WAL mode a reader never waits for a writer.
+ * Its busy timeout is short (250 ms), as its caller (a broker's event loop)
+ * must not stall.  Every writing function refuses on such a handle
+ * (MT_ERR_REG_DB).  Errors: MT_ERR_ARG, MT_ERR_REG_DB (no such file, not
+ * an SQLite database, no registry tables in it), MT_ERR_NOMEM. */
+MT_NODISCARD enum mt_err mt_registry_open_readonly(const char *path, struct mt_registry **out);
+
+/* A number that differs from the one the previous call gave whenever
+ * another connection committed a change to the database in between
+ * (SQLite's PRAGMA data_version): poll it, read only when it moved.
+ * Errors: MT_ERR_ARG, MT_ERR_REG_DB. */
+MT_NODISCARD enum mt_err mt_registry_data_version(struct mt_registry *r, int64_t *version);
+
+/* The registry's record of the certificate `c` exactly as it was issued:
+ * the row of c's serial, provided the DER stored with it is byte for byte
+ * c's DER (so a certificate of another issuer that happens to share a
+ * serial is not mistaken for it).  Errors: MT_ERR_ARG, MT_ERR_NOT_FOUND
+ * (no such serial, or another certificate under it), MT_ERR_BUFFER (a
+ * serial over 20 bytes), MT_ERR_PKI_FORMAT, MT_ERR_REG_DB. */
+MT_NODISCARD enum mt_err mt_registry_cert_issued(struct mt_registry *r, const struct mt_cert *c,
+                                                 struct mt_cert_rec *out);
+
+/* A withdrawal of a device's access, as recorded: either it is revoked,
+ * decommissioned or released (cert_serial "", `at` its updated_at) or one
+ * of its certificates was revoked (cert_serial that certificate, `at` its
+ * revoked_at).  `status` is the device's status now.  (A manifested device
+ * never had access: imports are not withdrawals.) */
+struct mt_registry_withdrawal {
+	char device[MT_DEVICE_ID_MAX + 1];
+	char cert_serial[MT_REG_CERT_SERIAL_MAX];
+	enum mt_dev_status status;
+	int64_t at;
+};
+typedef enum mt_err (*mt_registry_withdrawal_cb)(const struct mt_registry_withdrawal *w,
+                                                 void *arg);
+
+/* Call cb for every withdrawal recorded at or after `since` (Unix
+ * seconds): every revoked, decommissioned or released device whose
+ * updated_at >= since, every certificate whose revoked_at >= since; in
+ * order of `at`.  The same
+ * withdrawal is reported again by a later call with an earlier or equal
+ * `since`: a caller that polls keeps what it handled (the plugin keys it
+ * by device, serial and time).  cb returning non-MT_OK stops and is
+ * returned.  Errors: MT_ERR_ARG, MT_ERR_REG_DB. */
+MT_NODISCARD enum mt_err mt_registry_withdrawals_since(struct mt_registry *r, int64_t since,
+                                                       mt_registry_withdrawal_cb cb,
+                                                       void *arg);
+
 #endif

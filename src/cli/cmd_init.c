@@ -20,7 +20,8 @@
  *                        server), hub-client.pem (TLS client, CN=hub),
  *                        cmd.pem (command signer), hub-kx.pub.pem,
  *                        hub-audit.pub.pem, crl.pem (empty, 7 days)
- *   DIR/medtrust.db      0600, the audit table and its first record
+ *   DIR/medtrust.db      0600, the audit table and its first record, and the
+ *                        registry's tables (mt_registry.h), empty
  *   DIR/audit.checkpoints 0600, the first outside checkpoint
  *   DIR/medtrust.conf    0600, `key value` lines (mt_config.h), every key
  *                        commented
@@ -70,6 +71,7 @@
 #include "medtrust/mt_crypto.h"
 #include "medtrust/mt_keystore.h"
 #include "medtrust/mt_pki.h"
+#include "medtrust/mt_registry.h"
 
 #define INIT_TOKEN "medtrust-hub"
 #define INIT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
@@ -720,6 +722,16 @@ static int make_audit(struct init_ctx *c)
 	mt_audit_close(a);
 	if (e != MT_OK)
 		return fail(c, "writing the first audit record", e);
+	/* The registry's tables too, so that every reader (the broker plugin
+	 * opens the database read-only) finds the schema from the start. */
+	{
+		struct mt_registry *reg = NULL;
+
+		e = mt_registry_open(db, &reg);
+		mt_registry_close(reg);
+		if (e != MT_OK)
+			return fail(c, "creating the registry tables", e);
+	}
 	if (chmod(db, 0600) != 0)
 		return fail_errno(c, "setting the mode of", db);
 	return MT_EXIT_OK;

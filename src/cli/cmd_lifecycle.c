@@ -17,8 +17,9 @@
  * record whether it succeeds or is refused; the actor is "cli:<login
  * name>".  Revocation and decommissioning sign a fresh CRL at once (so the
  * revocation reaches every verifier that reads the CRL file) and then run
- * the deployment's revoke_hook, which the broker uses to drop live
- * sessions; a failing hook is reported (exit 1) but the revocation stands.
+ * the deployment's revoke_hook (for integrations outside medtrust; the
+ * broker plugin watches the registry itself); a failing hook is reported
+ * (exit 1) but the revocation stands.
  *
  * Output is JSON lines on stdout for list/show (for scripts), a sentence
  * on stderr otherwise.  Exit codes (cli.h): 0; 1 a deployment, database or

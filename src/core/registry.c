@@ -1047,3 +1047,162 @@ enum mt_err mt_registry_crl_next_update(struct mt_registry *r, int64_t *next_upd
 	sqlite3_finalize(st);
 	return MT_OK;
 }
+
+/* ---- read-only access (the broker plugin) ------------------------------
+ *
+ * The mosquitto plugin decides every connection from this database while
+ * the CLI and medtrustd write it, so it opens the file read-only and
+ * never takes a write lock: in WAL mode its reads see the last commit and
+ * never wait for a writer.  It must not create the file or the schema
+ * either — a plugin pointed at the wrong path refuses to start rather
+ * than deciding from an empty registry (fail closed, threat C10).  The
+ * busy timeout is short because the caller is a broker's event loop; a
+ * read that cannot proceed returns MT_ERR_REG_DB and the plugin refuses
+ * the connection.
+ */
+
+enum mt_err mt_registry_open_readonly(const char *path, struct mt_registry **out)
+{
+	static const char *const probes[] = {
+	        "SELECT serial, status, updated_at, cert_serial FROM devices LIMIT 0",
+	        "SELECT serial, device, revoked_at, not_after, der FROM certs LIMIT 0",
+	};
+	struct mt_registry *r;
+	enum mt_err e;
+
+	if (path == NULL || out == NULL)
+		return MT_ERR_ARG;
+	*out = NULL;
+	r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return MT_ERR_NOMEM;
+	r->roots_max_id = -1;
+	if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		mt_registry_close(r);
+		return MT_ERR_REG_DB;
+	}
+	sqlite3_busy_timeout(r->db, 250);
+	e = exec(r, "PRAGMA query_only=1");
+	for (size_t i = 0; e == MT_OK && i < sizeof probes / sizeof probes[0]; i++) {
+		sqlite3_stmt *st;
+
+		e = prep(r, probes[i], &st);
+		if (e == MT_OK)
+			sqlite3_finalize(st);
+	}
+	if (e != MT_OK) {
+		mt_registry_close(r);
+		return e;
+	}
+	*out = r;
+	return MT_OK;
+}
+
+enum mt_err mt_registry_data_version(struct mt_registry *r, int64_t *version)
+{
+	sqlite3_stmt *st;
+	enum mt_err e;
+
+	if (r == NULL || version == NULL)
+		return MT_ERR_ARG;
+	e = prep(r, "PRAGMA data_version", &st);
+	if (e != MT_OK)
+		return e;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*version = sqlite3_column_int64(st, 0);
+	else
+		e = MT_ERR_REG_DB;
+	sqlite3_finalize(st);
+	return e;
+}
+
+enum mt_err mt_registry_cert_issued(struct mt_registry *r, const struct mt_cert *c,
+                                    struct mt_cert_rec *out)
+{
+	char cs[MT_REG_CERT_SERIAL_MAX];
+	const uint8_t *der;
+	const void *stored;
+	size_t der_len;
+	sqlite3_stmt *st;
+	enum mt_err e;
+	int rc;
+
+	if (r == NULL || c == NULL || out == NULL)
+		return MT_ERR_ARG;
+	e = mt_registry_cert_serial_hex(c, cs);
+	if (e != MT_OK)
+		return e;
+	der = mt_cert_der(c, &der_len);
+	if (der == NULL || der_len == 0)
+		return MT_ERR_PKI_FORMAT;
+	e = prep(r,
+	         "SELECT serial, device, not_before, not_after, issued_at, revoked_at, reason, der"
+	         " FROM certs WHERE serial = ?",
+	         &st);
+	if (e != MT_OK)
+		return e;
+	sqlite3_bind_text(st, 1, cs, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		stored = sqlite3_column_blob(st, 7);
+		if (stored == NULL || (size_t)sqlite3_column_bytes(st, 7) != der_len ||
+		    memcmp(stored, der, der_len) != 0) {
+			e = MT_ERR_NOT_FOUND;
+		} else {
+			memset(out, 0, sizeof *out);
+			copy_text(st, 0, out->serial, sizeof out->serial);
+			copy_text(st, 1, out->device, sizeof out->device);
+			out->not_before = sqlite3_column_int64(st, 2);
+			out->not_after = sqlite3_column_int64(st, 3);
+			out->issued_at = sqlite3_column_int64(st, 4);
+			out->revoked_at = sqlite3_column_int64(st, 5);
+			out->reason = (enum mt_pki_reason)sqlite3_column_int(st, 6);
+		}
+	} else {
+		e = rc == SQLITE_DONE ? MT_ERR_NOT_FOUND : MT_ERR_REG_DB;
+	}
+	sqlite3_finalize(st);
+	return e;
+}
+
+enum mt_err mt_registry_withdrawals_since(struct mt_registry *r, int64_t since,
+                                          mt_registry_withdrawal_cb cb, void *arg)
+{
+	sqlite3_stmt *st;
+	enum mt_err e;
+	int rc = SQLITE_DONE;
+
+	if (r == NULL || cb == NULL)
+		return MT_ERR_ARG;
+	/* certs_revoked (a partial index on revoked_at > 0) serves the second
+	 * half; devices has no index on updated_at, and a scan of it costs
+	 * about a millisecond per 10,000 devices — paid only when the
+	 * database changed (mt_registry_data_version). */
+	e = prep(r,
+	         "SELECT serial, '', status, updated_at FROM devices"
+	         " WHERE status IN (3, 4, 5) AND updated_at >= ?1"
+	         " UNION ALL "
+	         "SELECT c.device, c.serial, d.status, c.revoked_at FROM certs c"
+	         " JOIN devices d ON d.serial = c.device"
+	         " WHERE c.revoked_at > 0 AND c.revoked_at >= ?1"
+	         " ORDER BY 4",
+	         &st);
+	if (e != MT_OK)
+		return e;
+	sqlite3_bind_int64(st, 1, since);
+	while (e == MT_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct mt_registry_withdrawal w;
+
+		memset(&w, 0, sizeof w);
+		copy_text(st, 0, w.device, sizeof w.device);
+		copy_text(st, 1, w.cert_serial, sizeof w.cert_serial);
+		w.status = (enum mt_dev_status)sqlite3_column_int(st, 2);
+		w.at = sqlite3_column_int64(st, 3);
+		e = cb(&w, arg);
+	}
+	if (e == MT_OK && rc != SQLITE_DONE)
+		e = MT_ERR_REG_DB;
+	sqlite3_finalize(st);
+	return e;
+}

@@ -12,8 +12,8 @@
 # pattern requires a word boundary before the name, so "snprintf(" is not
 # "sprintf(" and "fgets(" is not "gets(".
 #
-# Scanned: every .c and .h file under src/, include/, fuzz/, bench/ and
-# tests/.  Comments and string/character literals are blanked out first
+# Scanned: every .c and .h file under src/, include/, fuzz/, bench/,
+# plugins/ and tests/.  Comments and string/character literals are blanked out first
 # (keeping line numbers), so prose that names a banned function is fine;
 # only code is judged.  A self-test of the matcher runs first, so a broken
 # pattern cannot pass silently.
@@ -23,7 +23,7 @@ SRC=${MT_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$SRC"
 
 dirs=()
-for d in src include fuzz bench tests; do
+for d in src include fuzz bench tests plugins; do
 	[[ -d "$d" ]] && dirs+=("$d")
 done
 
