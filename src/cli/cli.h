@@ -48,6 +48,8 @@ int mt_cli_trust(int argc, char **argv);
 int mt_cli_manifest(int argc, char **argv);
 int mt_cli_device(int argc, char **argv);
 int mt_cli_crl(int argc, char **argv);
+/* `medtrust broker run` (cmd_broker.c): the deployment's mosquitto. */
+int mt_cli_broker(int argc, char **argv);
 
 /* Parse a decimal uint32 exactly: digits only, no sign, no spaces, no
  * overflow.  false on anything else. */

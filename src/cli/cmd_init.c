@@ -23,6 +23,9 @@
  *   DIR/medtrust.db      0600, the audit table and its first record, and the
  *                        registry's tables (mt_registry.h), empty
  *   DIR/audit.checkpoints 0600, the first outside checkpoint
+ *   DIR/mosquitto/       0700: mosquitto.conf (0600, holds the token PIN for
+ *                        the broker's TLS key: libp11 reads no pin-source),
+ *                        openssl.cnf (the PKCS#11 engine on SoftHSM2), data/
  *   DIR/medtrust.conf    0600, `key value` lines (mt_config.h), every key
  *                        commented
  *
@@ -55,6 +58,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -82,16 +86,18 @@
 
 static const char init_usage[] =
         "medtrust init DIR [--hospital NAME] [--hub-host H[,H...]] [--broker-host H[,H...]] "
-        "[--force]";
+        "[--broker-port N] [--broker-plugin PATH] [--force]";
 
 static const char init_help[] =
         "usage: medtrust init DIR [--hospital NAME] [--hub-host H[,H...]]\n"
-        "                         [--broker-host H[,H...]] [--force]\n"
+        "                         [--broker-host H[,H...]] [--broker-port N]\n"
+        "                         [--broker-plugin PATH] [--force]\n"
         "\n"
         "Create a hub deployment in DIR: a SoftHSM2 token holding the operator CA,\n"
         "TLS, kx, command and audit keys and the key-encryption key; the operator\n"
         "CA, TLS and command-signing certificates and an empty CRL (DIR/pki/); the\n"
-        "audit database with its first record; and DIR/medtrust.conf.  PINs are\n"
+        "audit database with its first record and the registry's tables; the\n"
+        "broker's configuration (DIR/mosquitto/); and DIR/medtrust.conf.  PINs are\n"
         "written to DIR/secrets/ (mode 0600) and never printed.\n"
         "\n"
         "Options:\n"
@@ -100,6 +106,9 @@ static const char init_help[] =
         "  --hub-host H,...    DNS names or IP addresses of the hub's TLS\n"
         "                      certificate (default localhost,127.0.0.1)\n"
         "  --broker-host H,... the same for the broker's certificate\n"
+        "  --broker-port N     the broker's TLS port (default 8883)\n"
+        "  --broker-plugin P   the medtrust_mosq.so mosquitto loads (default: beside\n"
+        "                      this program)\n"
         "  --force             allow a non-empty DIR that holds no deployment\n"
         "                      (a deployment is never overwritten)\n"
         "  -h, --help          show this help\n";
@@ -114,6 +123,7 @@ struct init_ctx {
 	const char *hospital;
 	char *hub_hosts;    /* the option text, split in place */
 	char *broker_hosts;
+	unsigned broker_port;
 	const char *hub_dns[INIT_HOSTS_MAX], *hub_ip[INIT_HOSTS_MAX];
 	const char *broker_dns[INIT_HOSTS_MAX], *broker_ip[INIT_HOSTS_MAX];
 	size_t n_hub_dns, n_hub_ip, n_broker_dns, n_broker_ip;
@@ -225,7 +235,7 @@ static int make_dir(struct init_ctx *c, const char *name, mode_t mode)
 /* Names whose presence means a deployment (or part of one) is here. */
 static const char *const deployment_names[] = {"medtrust.conf", "tokens", "secrets", "pki",
                                                "medtrust.db", "audit.checkpoints",
-                                               "softhsm2.conf"};
+                                               "softhsm2.conf", "mosquitto"};
 
 /* Create DIR or accept an existing one (see the essay); resolve it to an
  * absolute path in c->dir. */
@@ -737,6 +747,98 @@ static int make_audit(struct init_ctx *c)
 	return MT_EXIT_OK;
 }
 
+/* ---- the broker's configuration ----------------------------------------- */
+
+/* The AEAD-only ECDHE suites for TLS 1.2 (TLS 1.3's are AEAD by design). */
+#define INIT_BROKER_CIPHERS                                                                 \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:"                     \
+	"ECDHE-ECDSA-CHACHA20-POLY1305"
+
+/* DIR/mosquitto/: mosquitto.conf for the deployment's own mosquitto (run it
+ * with `medtrust broker run`), openssl.cnf pointing OpenSSL's PKCS#11
+ * engine straight at SoftHSM2 (so the broker's TLS key is used inside the
+ * hub's token), and data/ for persistence (docs/broker.md).  The engine
+ * (libp11) ignores pin-source, so the PIN is in mosquitto.conf itself as
+ * pin-value: the file is 0600 in a 0700 directory, as secrets/hub.pin is. */
+static int make_broker(struct init_ctx *c, unsigned port, const char *plugin)
+{
+	char pin[128] = "", path[PATH_MAX], login[64] = "root";
+	size_t cap = 8192;
+	char *t = NULL;
+	struct passwd *pw = getpwuid(getuid());
+	FILE *f;
+	int n, rc;
+
+	if (pw != NULL && pw->pw_name != NULL)
+		(void)snprintf(login, sizeof login, "%s", pw->pw_name);
+	if (!path_of(c, "secrets/hub.pin", path, sizeof path) || (f = fopen(path, "r")) == NULL)
+		return fail(c, "reading secrets/hub.pin", MT_ERR_IO);
+	if (fgets(pin, sizeof pin, f) == NULL)
+		pin[0] = '\0';
+	fclose(f);
+	pin[strcspn(pin, "\r\n")] = '\0';
+	rc = make_dir(c, "mosquitto", 0700);
+	if (rc == MT_EXIT_OK)
+		rc = make_dir(c, "mosquitto/data", 0700);
+	if (rc != MT_EXIT_OK)
+		goto out;
+	t = malloc(cap);
+	if (t == NULL) {
+		rc = fail(c, "mosquitto.conf", MT_ERR_NOMEM);
+		goto out;
+	}
+	n = snprintf(t, cap,
+	             "# openssl.cnf for mosquitto's PKCS#11 engine (written by medtrust init):\n"
+	             "# the engine loads SoftHSM2 directly, not through p11-kit's proxy.\n"
+	             "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n"
+	             "[engine_section]\npkcs11 = pkcs11_section\n[pkcs11_section]\n"
+	             "engine_id = pkcs11\nMODULE_PATH = " INIT_MODULE "\n");
+	rc = n > 0 && (size_t)n < cap ? write_new(c, "mosquitto/openssl.cnf", t, (size_t)n, 0600)
+	                              : fail(c, "openssl.cnf", MT_ERR_BUFFER);
+	if (rc != MT_EXIT_OK)
+		goto out;
+	n = snprintf(
+	        t, cap,
+	        "# mosquitto.conf — the deployment's own broker (written by medtrust init).\n"
+	        "# Start it with: medtrust broker run -c %s/medtrust.conf\n"
+	        "# (which sets SOFTHSM2_CONF and OPENSSL_CONF for the PKCS#11 engine).\n"
+	        "# docs/broker.md explains every line.  This file holds the token PIN: 0600.\n"
+	        "per_listener_settings false\n"
+	        "allow_anonymous false\n"
+	        "persistence true\n"
+	        "persistence_location %s/mosquitto/data/\n"
+	        "user %s\n"
+	        "log_dest stderr\n"
+	        "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+	        "connection_messages true\n"
+	        "set_tcp_nodelay true\n"
+	        "max_inflight_messages 0\n"
+	        "\n# The medtrust plugin: identities, topics, revocation (docs/broker.md).\n"
+	        "plugin %s\n"
+	        "plugin_opt_db_path %s/medtrust.db\n"
+	        "\n# Mutual TLS only: the operator CA, the broker's key in the hub's token.\n"
+	        "listener %u\n"
+	        "cafile %s/pki/ca.pem\n"
+	        "certfile %s/pki/broker-tls.pem\n"
+	        "keyfile pkcs11:token=" INIT_TOKEN ";object=broker-tls;type=private?pin-value=%s\n"
+	        "tls_engine pkcs11\n"
+	        "tls_keyform engine\n"
+	        "require_certificate true\n"
+	        "use_identity_as_username false\n"
+	        "tls_version tlsv1.2\n"
+	        "ciphers " INIT_BROKER_CIPHERS "\n",
+	        c->dir, c->dir, login, plugin, c->dir, port, c->dir, c->dir, pin);
+	rc = n > 0 && (size_t)n < cap ? write_new(c, "mosquitto/mosquitto.conf", t, (size_t)n, 0600)
+	                              : fail(c, "mosquitto.conf", MT_ERR_BUFFER);
+out:
+	if (t != NULL) {
+		OPENSSL_cleanse(t, cap);
+		free(t);
+	}
+	OPENSSL_cleanse(pin, sizeof pin);
+	return rc;
+}
+
 /* ---- medtrust.conf -------------------------------------------------------- */
 
 static int make_conf(struct init_ctx *c, const char *hub_hosts, const char *broker_hosts)
@@ -807,10 +909,15 @@ static int make_conf(struct init_ctx *c, const char *hub_hosts, const char *brok
 	        "# The SQLite database (audit chain).\n"
 	        "db_path %s/medtrust.db\n"
 	        "# The audit checkpoints kept outside the database.\n"
-	        "audit_checkpoints %s/audit.checkpoints\n",
+	        "audit_checkpoints %s/audit.checkpoints\n"
+	        "\n"
+	        "# ---- broker ----\n"
+	        "# The deployment's mosquitto (medtrust broker run) and its TLS port.\n"
+	        "mosquitto_conf %s/mosquitto/mosquitto.conf\n"
+	        "broker_port %u\n",
 	        c->dir, c->hospital, c->dir, uri[0], uri[1], uri[2], uri[3], uri[4], uri[5],
 	        uri[6], c->dir, c->dir, c->dir, c->dir, c->dir, c->dir, c->dir, INIT_CRL_DAYS,
-	        c->dir, hub_hosts, broker_hosts, c->dir, c->dir);
+	        c->dir, hub_hosts, broker_hosts, c->dir, c->dir, c->dir, c->broker_port);
 	if (n < 0 || (size_t)n >= cap) {
 		free(t);
 		return fail(c, "medtrust.conf", MT_ERR_BUFFER);
@@ -840,18 +947,23 @@ static bool hospital_ok(const char *h)
 
 int mt_cli_init(int argc, char **argv)
 {
-	enum { OPT_HOSPITAL = 256, OPT_HUB_HOST, OPT_BROKER_HOST, OPT_FORCE };
+	enum { OPT_HOSPITAL = 256, OPT_HUB_HOST, OPT_BROKER_HOST, OPT_FORCE, OPT_BROKER_PORT,
+	       OPT_BROKER_PLUGIN };
 	static const struct option opts[] = {
 	        {"hospital", required_argument, NULL, OPT_HOSPITAL},
 	        {"hub-host", required_argument, NULL, OPT_HUB_HOST},
 	        {"broker-host", required_argument, NULL, OPT_BROKER_HOST},
 	        {"force", no_argument, NULL, OPT_FORCE},
+	        {"broker-port", required_argument, NULL, OPT_BROKER_PORT},
+	        {"broker-plugin", required_argument, NULL, OPT_BROKER_PLUGIN},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	struct init_ctx *c;
 	const char *hub = "localhost,127.0.0.1", *broker = "localhost,127.0.0.1";
-	const char *hospital = "medtrust";
+	const char *hospital = "medtrust", *port_s = NULL, *plugin_opt = NULL;
+	char plugin[PATH_MAX];
+	uint32_t port = 8883;
 	bool force = false;
 	int ch, rc;
 
@@ -863,6 +975,8 @@ int mt_cli_init(int argc, char **argv)
 		case OPT_HUB_HOST: hub = optarg; break;
 		case OPT_BROKER_HOST: broker = optarg; break;
 		case OPT_FORCE: force = true; break;
+		case OPT_BROKER_PORT: port_s = optarg; break;
+		case OPT_BROKER_PLUGIN: plugin_opt = optarg; break;
 		case 'h':
 			if (fputs(init_help, stdout) == EOF || fflush(stdout) != 0)
 				return MT_EXIT_ERROR;
@@ -877,6 +991,29 @@ int mt_cli_init(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return mt_cli__usage("init", init_usage, "give exactly one DIR");
+	if (port_s != NULL && (!mt_cli__parse_u32(port_s, &port) || port == 0 || port > 65535))
+		return mt_cli__usage("init", init_usage, "--broker-port: '%s' is not a port", port_s);
+	/* The plugin: as given, or medtrust_mosq.so beside this program. */
+	if (plugin_opt != NULL) {
+		if (plugin_opt[0] != '/' || strlen(plugin_opt) >= sizeof plugin)
+			return mt_cli__usage("init", init_usage,
+			                     "--broker-plugin: give an absolute path");
+		(void)snprintf(plugin, sizeof plugin, "%s", plugin_opt);
+	} else {
+		char self[PATH_MAX];
+		ssize_t sn = readlink("/proc/self/exe", self, sizeof self - 1);
+		char *slash;
+
+		if (sn <= 0)
+			return mt_cli__error("finding this program's directory", MT_ERR_IO);
+		self[sn] = '\0';
+		slash = strrchr(self, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		if ((size_t)snprintf(plugin, sizeof plugin, "%s/medtrust_mosq.so", self) >=
+		    sizeof plugin)
+			return mt_cli__error("naming the broker plugin", MT_ERR_ARG);
+	}
 	if (!hospital_ok(hospital))
 		return mt_cli__usage("init", init_usage,
 		                     "--hospital: 1-%d bytes of UTF-8, no control characters, no "
@@ -887,6 +1024,7 @@ int mt_cli_init(int argc, char **argv)
 	if (c == NULL)
 		return mt_cli__error("init", MT_ERR_NOMEM);
 	c->hospital = hospital;
+	c->broker_port = (unsigned)port;
 	c->hub_hosts = strdup(hub);
 	c->broker_hosts = strdup(broker);
 	if (c->hub_hosts == NULL || c->broker_hosts == NULL) {
@@ -927,6 +1065,8 @@ int mt_cli_init(int argc, char **argv)
 	if (rc == MT_EXIT_OK)
 		rc = make_audit(c);
 	if (rc == MT_EXIT_OK)
+		rc = make_broker(c, c->broker_port, plugin);
+	if (rc == MT_EXIT_OK)
 		rc = make_conf(c, hub, broker);
 	if (rc == MT_EXIT_OK &&
 	    (printf("created a medtrust deployment in %s\n"
@@ -938,9 +1078,11 @@ int mt_cli_init(int argc, char **argv)
 	            "pki/cmd.pem pki/crl.pem\n"
 	            "  public keys pki/hub-kx.pub.pem pki/hub-audit.pub.pem\n"
 	            "  database    %s/medtrust.db (audit chain started)\n"
+	            "  broker      %s/mosquitto/mosquitto.conf (medtrust broker run)\n"
 	            "  config      %s/medtrust.conf\n"
 	            "Back up %s/tokens and %s/secrets together (docs/operations.md).\n",
-	            c->dir, c->dir, c->dir, c->dir, c->ca_fp, c->dir, c->dir, c->dir, c->dir) < 0 ||
+	            c->dir, c->dir, c->dir, c->dir, c->ca_fp, c->dir, c->dir, c->dir, c->dir,
+	            c->dir) < 0 ||
 	     fflush(stdout) != 0))
 		rc = mt_cli__error("writing stdout", MT_ERR_IO);
 	ctx_free(c);

@@ -63,6 +63,7 @@ static const char mt_top_help[] =
 	"  device list|show|revoke|decommission|release\n"
 	"                the device registry and the devices' certificates\n"
 	"  crl refresh   sign a new CRL of the operator CA now\n"
+	"  broker run    run the deployment's mosquitto (its key in the hub's token)\n"
 	"\n"
 	"Run 'medtrust <command> --help' (e.g. 'medtrust packet seal --help') for\n"
 	"the options of each.\n"
@@ -303,6 +304,7 @@ int main(int argc, char **argv)
 		{"mfg", mt_cli_mfg},       {"init", mt_cli_init}, {"config", mt_cli_config},
 		{"trust", mt_cli_trust},   {"manifest", mt_cli_manifest},
 		{"device", mt_cli_device}, {"crl", mt_cli_crl},
+		{"broker", mt_cli_broker},
 		{NULL, NULL},
 	};
 	const struct mt_cli_sub *sub;

@@ -35,7 +35,7 @@ const char *const mt_deploy_keys[] = {
         "kek_key",         "ca_cert",         "hub_tls_cert", "broker_tls_cert",
         "hub_client_cert", "cmd_cert",        "hub_kx_pub",   "audit_pub",
         "crl",             "hub_hosts",       "broker_hosts", "db_path",
-        "audit_checkpoints",
+        "audit_checkpoints", "mosquitto_conf", "broker_port",
         /* optional, with defaults (mt_deploy.h) */
         "hub_listen",      "hub_port",        "hub_threads",  "broker_url",
         "op_cert_days",    "crl_days",        "est_rate",     "est_burst",

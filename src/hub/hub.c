@@ -252,9 +252,12 @@ static enum mt_err load_public(struct mt_hub *h, char *why, size_t cap)
 		(void)snprintf(h->broker_url, sizeof h->broker_url, "%s", url);
 	} else {
 		size_t hl = hosts ? strcspn(hosts, ",") : 0;
+		uint64_t port = 8883;
 
-		(void)snprintf(h->broker_url, sizeof h->broker_url, "mqtts://%.*s:8883", (int)hl,
-		               hl ? hosts : "localhost");
+		if (mt_deploy_uint(h->d, "broker_port", 8883, 65535, &port) != MT_OK)
+			port = 8883;
+		(void)snprintf(h->broker_url, sizeof h->broker_url, "mqtts://%.*s:%u", (int)hl,
+		               hl ? hosts : "localhost", (unsigned)port);
 	}
 	return MT_OK;
 }

@@ -96,6 +96,7 @@ import pwd
 import queue
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import ssl
@@ -876,6 +877,62 @@ class PluginRefusesToLoad(unittest.TestCase):
             self.assertIn("medtrust_mosq: registry", b.log())
         finally:
             b.stop()
+
+
+class InitWrittenBroker(unittest.TestCase):
+    """The broker `medtrust init` configures, run by `medtrust broker run`:
+    it starts with the broker's TLS key inside the hub's token, the plugin
+    loaded on the deployment's registry, mutual TLS only; the hub's
+    identity gets in, a client without a certificate does not; SIGTERM
+    stops it cleanly.  The configuration file holds the token PIN, so it is
+    0600 in a 0700 directory."""
+
+    def test_init_broker_configuration_runs(self):
+        port = free_port()
+        d = U.Deployment("mt-broker-init-", (), ["--broker-port", str(port),
+                                                 "--broker-plugin", PLUGIN])
+        proc = None
+        try:
+            mconf = d.p("HUB", "mosquitto", "mosquitto.conf")
+            self.assertEqual(os.stat(d.p("HUB", "mosquitto")).st_mode & 0o777, 0o700)
+            self.assertEqual(os.stat(mconf).st_mode & 0o777, 0o600)
+            with open(d.conf) as f:
+                text = f.read()
+            self.assertIn("mosquitto_conf %s\n" % mconf, text)
+            self.assertIn("broker_port %d\n" % port, text)
+            env = broker_env(d)
+            env.pop("OPENSSL_CONF", None)  # `broker run` sets its own
+            log = open(d.p("init-broker.log"), "wb")
+            proc = subprocess.Popen([U.BIN, "broker", "run", "-c", d.conf], stdout=log,
+                                    stderr=subprocess.STDOUT, env=env)
+            log.close()
+            deadline = time.monotonic() + 15
+            up = False
+            while time.monotonic() < deadline and proc.poll() is None:
+                with open(d.p("init-broker.log"), "rb") as f:
+                    if b" running" in f.read():
+                        up = True
+                        break
+                time.sleep(0.05)
+            with open(d.p("init-broker.log"), "rb") as f:
+                out = f.read().decode(errors="replace")
+            self.assertTrue(up, out)
+            self.assertIn("medtrust_mosq: registry", out)
+            crt, key = operator_cert(d, "init-hub", "hub")
+            hub = Session(port, crt, key, username="hub", client_id="hub", ca=d.ca)
+            self.assertEqual(hub.connect(), 0)
+            hub.close()
+            anon = Session(port, None, None, username="hub", client_id="hub", ca=d.ca)
+            with self.assertRaises(Refused):
+                anon.connect()
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(timeout=10), 0)
+            proc = None
+        finally:
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+            d.cleanup()
 
 
 def setUpModule():
