@@ -49,6 +49,7 @@ PACKAGES=(
 	libevent-dev
 	libcurl4-openssl-dev
 	curl
+	openssl
 	python3
 	python3-cbor2
 	python3-cryptography
