@@ -129,6 +129,24 @@ static enum mt_err run_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? MT_OK : MT_ERR_REG_DB;
 }
 
+/* The first column of the first row of `sql` (no parameters).  MT_ERR_NOT_FOUND:
+ * no row. */
+static enum mt_err query_int64(struct mt_registry *r, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st;
+	enum mt_err e = prep(r, sql, &st);
+	int rc;
+
+	if (e != MT_OK)
+		return e;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	e = rc == SQLITE_ROW ? MT_OK : rc == SQLITE_DONE ? MT_ERR_NOT_FOUND : MT_ERR_REG_DB;
+	sqlite3_finalize(st);
+	return e;
+}
+
 static void copy_text(sqlite3_stmt *st, int col, char *out, size_t cap)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
@@ -217,17 +235,11 @@ void mt_registry_close(struct mt_registry *r)
 static enum mt_err roots_load(struct mt_registry *r)
 {
 	sqlite3_stmt *st;
-	int64_t max_id;
-	enum mt_err e = prep(r, "SELECT coalesce(max(id), 0) FROM manufacturers", &st);
+	int64_t max_id = 0;
+	enum mt_err e = query_int64(r, "SELECT coalesce(max(id), 0) FROM manufacturers", &max_id);
 
 	if (e != MT_OK)
-		return e;
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return MT_ERR_REG_DB;
-	}
-	max_id = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+		return e == MT_ERR_NOT_FOUND ? MT_ERR_REG_DB : e;
 	if (max_id == r->roots_max_id)
 		return MT_OK;
 	roots_clear(r);
@@ -1033,19 +1045,13 @@ enum mt_err mt_registry_crl_next(struct mt_registry *r, int64_t next_update, uin
 
 enum mt_err mt_registry_crl_next_update(struct mt_registry *r, int64_t *next_update)
 {
-	sqlite3_stmt *st;
 	enum mt_err e;
 
 	if (r == NULL || next_update == NULL)
 		return MT_ERR_ARG;
 	*next_update = 0;
-	e = prep(r, "SELECT next_update FROM crl_state WHERE id = 1", &st);
-	if (e != MT_OK)
-		return e;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		*next_update = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return MT_OK;
+	e = query_int64(r, "SELECT next_update FROM crl_state WHERE id = 1", next_update);
+	return e == MT_ERR_NOT_FOUND ? MT_OK : e;
 }
 
 /* ---- read-only access (the broker plugin) ------------------------------
@@ -1101,20 +1107,12 @@ enum mt_err mt_registry_open_readonly(const char *path, struct mt_registry **out
 
 enum mt_err mt_registry_data_version(struct mt_registry *r, int64_t *version)
 {
-	sqlite3_stmt *st;
 	enum mt_err e;
 
 	if (r == NULL || version == NULL)
 		return MT_ERR_ARG;
-	e = prep(r, "PRAGMA data_version", &st);
-	if (e != MT_OK)
-		return e;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		*version = sqlite3_column_int64(st, 0);
-	else
-		e = MT_ERR_REG_DB;
-	sqlite3_finalize(st);
-	return e;
+	e = query_int64(r, "PRAGMA data_version", version);
+	return e == MT_ERR_NOT_FOUND ? MT_ERR_REG_DB : e;
 }
 
 enum mt_err mt_registry_cert_issued(struct mt_registry *r, const struct mt_cert *c,
