@@ -75,6 +75,9 @@ MT_NODISCARD enum mt_err mt_cert_from_x509(struct x509_st *x, struct mt_cert **o
 
 /* The same from PEM text holding exactly one "CERTIFICATE" block. */
 MT_NODISCARD enum mt_err mt_cert_from_pem(const char *pem, size_t len, struct mt_cert **out);
+/* The same from a PEM file (at most 64 KiB).  Errors: those of
+ * mt_file_read (MT_ERR_NOT_FOUND, MT_ERR_IO, ...) and mt_cert_from_pem. */
+MT_NODISCARD enum mt_err mt_cert_from_pem_file(const char *path, struct mt_cert **out);
 void mt_cert_free(struct mt_cert *c);
 
 /* The certificate's DER, owned by `c` (valid until mt_cert_free). */
@@ -252,6 +255,10 @@ MT_NODISCARD enum mt_err mt_pki_p7_certs(const struct mt_cert *const *certs, siz
  * *len excludes the NUL.  Errors: MT_ERR_BUFFER. */
 MT_NODISCARD enum mt_err mt_pki_p7_certs_b64(const struct mt_cert *const *certs, size_t n,
                                              char *out, size_t cap, size_t *len);
+/* The same into a new NUL-terminated buffer (*out, the caller frees it),
+ * built once: for an answer whose size is not known in advance. */
+MT_NODISCARD enum mt_err mt_pki_p7_certs_b64_alloc(const struct mt_cert *const *certs, size_t n,
+                                                   char **out, size_t *len);
 /* Read a certs-only PKCS#7 (DER, at most MT_PKI_CRL_MAX bytes): up to
  * `cap` (≤ MT_PKI_CHAIN_MAX) new certificates into certs[0..*n), in the
  * bundle's order; the caller frees each.  Errors: MT_ERR_PKI_TOO_LARGE,

@@ -6,6 +6,7 @@
 #define MT_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mt_err.h"
 
@@ -18,5 +19,11 @@ __attribute__((format(printf, 3, 4))) void mt_say(char *why, size_t cap, const c
  * too long), MT_ERR_IO. */
 MT_NODISCARD enum mt_err mt_file_replace(const char *path, const void *data, size_t len,
                                          unsigned mode);
+
+/* Read the whole file at `path` (at most `max` bytes) into a new buffer
+ * with a NUL after the data (*buf, the caller frees it).  Errors:
+ * MT_ERR_NOT_FOUND (no such file), MT_ERR_BUFFER (over max), MT_ERR_IO,
+ * MT_ERR_NOMEM. */
+MT_NODISCARD enum mt_err mt_file_read(const char *path, size_t max, uint8_t **buf, size_t *len);
 
 #endif

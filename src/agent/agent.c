@@ -371,27 +371,13 @@ static enum mt_err save_cert(const char *dir, const char *name, const struct mt_
 	return e == MT_OK ? replace_file(dir, name, pem, n, 0644) : e;
 }
 
-static enum mt_err load_cert(const char *path, struct mt_cert **out)
-{
-	char pem[16384];
-	FILE *f = fopen(path, "rb");
-	size_t n;
-
-	if (f == NULL)
-		return MT_ERR_NOT_FOUND;
-	n = fread(pem, 1, sizeof pem - 1, f);
-	fclose(f);
-	pem[n] = '\0';
-	return mt_cert_from_pem(pem, n, out);
-}
-
 static enum mt_err load_cert_in(const char *dir, const char *name, struct mt_cert **out)
 {
 	char path[PATH_MAX];
 
 	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
 		return MT_ERR_ARG;
-	return load_cert(path, out);
+	return mt_cert_from_pem_file(path, out);
 }
 
 static bool file_exists(const char *dir, const char *name)
@@ -524,7 +510,7 @@ enum mt_err mt_agent_step(const struct mt_agent_device *d, const struct mt_agent
 		/* None yet, or expired: a fresh enrolment with the birth identity. */
 		e = mt_key_open(d->idev_uri, &idev);
 		if (e == MT_OK)
-			e = load_cert(d->birth_cert, &birth);
+			e = mt_cert_from_pem_file(d->birth_cert, &birth);
 		if (e == MT_OK)
 			e = enrol(d, o, ldev, birth, idev, false, r);
 		else

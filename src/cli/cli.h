@@ -90,6 +90,12 @@ struct mt_cli_opt {
 int mt_cli__parse_opts(const char *cmd, const char *usage, const char *help, int argc,
                        char **argv, const struct mt_cli_opt *opts, int *first_positional);
 
+/* mt_cli__parse_opts, then exactly `npos` operands, which go to pos[]
+ * (a usage error otherwise).  MT_CLI_CONTINUE when the command goes on. */
+int mt_cli__parse_operands(const char *cmd, const char *usage, const char *help, int argc,
+                           char **argv, const struct mt_cli_opt *opts, const char **pos,
+                           int npos);
+
 /* fputs(text, stdout) and flush: MT_EXIT_OK, or MT_EXIT_ERROR on failure. */
 int mt_cli__print_help(const char *text);
 

@@ -42,15 +42,12 @@ static int broker_run(int argc, char **argv)
 	char why[512] = "", cnf[PATH_MAX], path[PATH_MAX];
 	struct mt_deploy *d = NULL;
 	const char *slash;
-	int first, rc = mt_cli__parse_opts("broker run", broker_usage, broker_help, argc, argv, opts,
-	                                   &first);
+	int rc = mt_cli__parse_operands("broker run", broker_usage, broker_help, argc, argv, opts,
+	                                NULL, 0);
 	enum mt_err e;
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
-	if (first != argc)
-		return mt_cli__usage("broker run", broker_usage, "unexpected argument '%s'",
-		                     argv[first]);
 	e = mt_deploy_open(conf, &d, why, sizeof why); /* sets SOFTHSM2_CONF */
 	if (e != MT_OK) {
 		fprintf(stderr, "error: opening the deployment: %s\n", why[0] ? why : mt_err_str(e));

@@ -36,6 +36,7 @@
 
 #include "cli.h"
 #include "medtrust/mt_deploy.h"
+#include "medtrust/mt_util.h"
 
 #define LC_FILE_MAX (16u * 1024 * 1024)
 
@@ -123,40 +124,15 @@ static int audit(struct mt_deploy *d, const char *action, const char *subject,
 	return e == MT_OK ? MT_EXIT_OK : mt_cli__error("writing the audit record", e);
 }
 
-/* Parse options; exactly `npos` operands go to pos[]. */
-static int parse(const char *cmd, const char *usage, const char *help, int argc, char **argv,
-                 const struct mt_cli_opt *opts, const char **pos, int npos)
-{
-	int first, rc = mt_cli__parse_opts(cmd, usage, help, argc, argv, opts, &first);
-
-	if (rc != MT_CLI_CONTINUE)
-		return rc;
-	if (argc - first != npos)
-		return mt_cli__usage(cmd, usage, "expected %d operand(s), got %d", npos,
-		                     argc - first);
-	for (int i = 0; i < npos; i++)
-		pos[i] = argv[first + i];
-	return MT_CLI_CONTINUE;
-}
-
+/* The whole file at `path`, at most `max` bytes; NULL (and *rc) on error. */
 static char *read_file(const char *path, size_t max, size_t *len, int *rc)
 {
-	FILE *f = fopen(path, "rb");
 	uint8_t *buf = NULL;
-	bool more = false;
-	enum mt_err e;
+	enum mt_err e = mt_file_read(path, max, &buf, len);
 
-	if (f == NULL) {
-		fprintf(stderr, "error: cannot open %s\n", path);
-		*rc = MT_EXIT_ERROR;
-		return NULL;
-	}
-	e = mt_cli__read_all(f, max, &buf, len, &more);
-	fclose(f);
-	if (e != MT_OK || more) {
-		free(buf);
+	if (e != MT_OK) {
 		fprintf(stderr, "error: reading %s: %s\n", path,
-		        more ? "file too large" : mt_err_str(e));
+		        e == MT_ERR_BUFFER ? "file too large" : mt_err_str(e));
 		*rc = MT_EXIT_ERROR;
 		return NULL;
 	}
@@ -180,7 +156,7 @@ static int trust_add(int argc, char **argv)
 	size_t len;
 	char *pem;
 	enum mt_err e;
-	int rc = parse(cmd, trust_usage, trust_help, argc, argv, opts, pos, 1);
+	int rc = mt_cli__parse_operands(cmd, trust_usage, trust_help, argc, argv, opts, pos, 1);
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
@@ -235,7 +211,7 @@ static int trust_list(int argc, char **argv)
 	struct mt_deploy *d = NULL;
 	size_t n;
 	enum mt_err e;
-	int rc = parse(cmd, trust_usage, trust_help, argc, argv, opts, NULL, 0);
+	int rc = mt_cli__parse_operands(cmd, trust_usage, trust_help, argc, argv, opts, NULL, 0);
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
@@ -282,7 +258,7 @@ static int manifest_import(int argc, char **argv)
 	uint8_t *buf;
 	size_t len;
 	enum mt_err e;
-	int rc = parse(cmd, manifest_usage, manifest_help, argc, argv, opts, pos, 1);
+	int rc = mt_cli__parse_operands(cmd, manifest_usage, manifest_help, argc, argv, opts, pos, 1);
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
@@ -368,7 +344,7 @@ static int device_list(int argc, char **argv)
 	enum mt_dev_status s = 0;
 	struct mt_deploy *d = NULL;
 	enum mt_err e;
-	int rc = parse(cmd, device_usage, device_help, argc, argv, opts, NULL, 0);
+	int rc = mt_cli__parse_operands(cmd, device_usage, device_help, argc, argv, opts, NULL, 0);
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
@@ -392,7 +368,7 @@ static int device_show(int argc, char **argv)
 	struct mt_device_rec r;
 	struct mt_deploy *d = NULL;
 	enum mt_err e;
-	int rc = parse(cmd, device_usage, device_help, argc, argv, opts, pos, 1);
+	int rc = mt_cli__parse_operands(cmd, device_usage, device_help, argc, argv, opts, pos, 1);
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
@@ -446,7 +422,7 @@ static int device_change(int argc, char **argv, enum lc_action act)
 	int64_t now = mt_deploy_now(), next = 0;
 	size_t n_certs = 0;
 	enum mt_err e, ce = MT_OK, he = MT_OK;
-	int rc = parse(cmd, device_usage, device_help, argc, argv, opts, pos, 1);
+	int rc = mt_cli__parse_operands(cmd, device_usage, device_help, argc, argv, opts, pos, 1);
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
@@ -556,7 +532,7 @@ static int crl_refresh(int argc, char **argv)
 	char detail[128];
 	int64_t next = 0;
 	enum mt_err e;
-	int rc = parse(cmd, crl_usage, crl_help, argc, argv, opts, NULL, 0);
+	int rc = mt_cli__parse_operands(cmd, crl_usage, crl_help, argc, argv, opts, NULL, 0);
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;

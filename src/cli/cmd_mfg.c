@@ -66,6 +66,7 @@
 #include "medtrust/mt_manifest.h"
 #include "medtrust/mt_message.h"
 #include "medtrust/mt_pki.h"
+#include "medtrust/mt_util.h"
 
 #define MFG_NAME_MAX 48       /* so that "<name> Manifest Signer" fits a CN */
 #define MFG_SLUG_MAX 28       /* "mfg-" + slug fits a 32-byte token label */
@@ -235,38 +236,6 @@ static enum mt_err write_replace(const char *path, const void *data, size_t len,
 		return MT_ERR_IO;
 	}
 	return MT_OK;
-}
-
-/* Read a whole (small) file into a NUL-terminated malloc'd buffer. */
-static enum mt_err read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	bool more = false;
-	enum mt_err e;
-
-	if (!f)
-		return MT_ERR_IO;
-	e = mt_cli__read_all(f, max, buf, len, &more);
-	fclose(f);
-	if (e == MT_OK && more) {
-		free(*buf);
-		*buf = NULL;
-		return MT_ERR_ARG;
-	}
-	return e;
-}
-
-static enum mt_err cert_from_pem_file(const char *path, struct mt_cert **out)
-{
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	enum mt_err e = read_file(path, MFG_CERT_PEM_MAX, &buf, &len);
-
-	if (e != MT_OK)
-		return e;
-	e = mt_cert_from_pem((const char *)buf, len, out);
-	free(buf);
-	return e;
 }
 
 static enum mt_err cert_write_pem(const struct mt_cert *c, const char *path)
@@ -728,7 +697,7 @@ static int mfg_init(int argc, char **argv)
 
 		if (!realpath(pin_src, pin_path))
 			return sys_error("reading --pin-source", pin_src);
-		if (read_file(pin_path, 256, &buf, &pl) != MT_OK)
+		if (mt_file_read(pin_path, 256, &buf, &pl) != MT_OK)
 			return sys_error("reading --pin-source", pin_src);
 		if (pl > 0 && buf[pl - 1] == '\n')
 			pl--;
@@ -1192,7 +1161,7 @@ static int mfg_make(int argc, char **argv)
 		goto out;
 	}
 	if (!fmt(path, sizeof path, "%s/manufacturer.conf", dir) ||
-	    read_file(path, MFG_CONF_MAX - 1, &buf, &len) != MT_OK) {
+	    mt_file_read(path, MFG_CONF_MAX - 1, &buf, &len) != MT_OK) {
 		rc = sys_error("reading", path);
 		goto out;
 	}
@@ -1210,8 +1179,8 @@ static int mfg_make(int argc, char **argv)
 		        (unsigned long long)(MFG_SERIAL_LIMIT + 1 - c->next_serial));
 		goto out;
 	}
-	if ((e = cert_from_pem_file(c->root_cert, &root)) != MT_OK ||
-	    (e = cert_from_pem_file(c->manifest_cert, &man_cert)) != MT_OK) {
+	if ((e = mt_cert_from_pem_file(c->root_cert, &root)) != MT_OK ||
+	    (e = mt_cert_from_pem_file(c->manifest_cert, &man_cert)) != MT_OK) {
 		rc = mt_cli__error("reading the manufacturer certificates", e);
 		goto out;
 	}
@@ -1362,12 +1331,12 @@ static int mfg_verify(int argc, char **argv)
 		return mt_cli__usage(cmd, verify_usage, "missing --root");
 
 	memset(&m, 0, sizeof m);
-	if ((e = cert_from_pem_file(root_s, &root)) != MT_OK) {
+	if ((e = mt_cert_from_pem_file(root_s, &root)) != MT_OK) {
 		fprintf(stderr, "error: reading --root %s: %s\n", root_s, mt_err_str(e));
 		return MT_EXIT_ERROR;
 	}
-	e = read_file(argv[pos], MT_MANIFEST_MAX, &buf, &len);
-	if (e == MT_ERR_ARG) {
+	e = mt_file_read(argv[pos], MT_MANIFEST_MAX, &buf, &len);
+	if (e == MT_ERR_BUFFER) {
 		fputs("refused: manifest larger than 16 MiB\n", stderr);
 		rc = MT_EXIT_REFUSED;
 		goto out;

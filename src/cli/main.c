@@ -225,6 +225,22 @@ int mt_cli__error(const char *what, enum mt_err e)
 	return MT_EXIT_ERROR;
 }
 
+int mt_cli__parse_operands(const char *cmd, const char *usage, const char *help, int argc,
+                           char **argv, const struct mt_cli_opt *opts, const char **pos,
+                           int npos)
+{
+	int first, rc = mt_cli__parse_opts(cmd, usage, help, argc, argv, opts, &first);
+
+	if (rc != MT_CLI_CONTINUE)
+		return rc;
+	if (argc - first != npos)
+		return mt_cli__usage(cmd, usage, "expected %d operand(s), got %d", npos,
+		                     argc - first);
+	for (int i = 0; i < npos; i++)
+		pos[i] = argv[first + i];
+	return MT_CLI_CONTINUE;
+}
+
 enum mt_err mt_cli__read_all(FILE *f, size_t max, uint8_t **buf, size_t *len, bool *more)
 {
 	size_t cap = 65536, n = 0;

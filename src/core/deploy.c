@@ -168,47 +168,16 @@ enum mt_err mt_deploy_open_audit(struct mt_deploy *d)
 	return e;
 }
 
-/* Read a whole small file into a NUL-terminated malloc'ed buffer. */
-static enum mt_err read_small(const char *path, size_t max, char **buf, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *b;
-	size_t n;
-
-	if (f == NULL)
-		return MT_ERR_IO;
-	b = malloc(max + 1);
-	if (b == NULL) {
-		fclose(f);
-		return MT_ERR_NOMEM;
-	}
-	n = fread(b, 1, max + 1, f);
-	fclose(f);
-	if (n > max) {
-		free(b);
-		return MT_ERR_PKI_TOO_LARGE;
-	}
-	b[n] = '\0';
-	*buf = b;
-	*len = n;
-	return MT_OK;
-}
-
 enum mt_err mt_deploy_open_ca(struct mt_deploy *d)
 {
 	const char *uri = mt_config_get(d->conf, "ca_key");
-	char *pem = NULL;
-	size_t n;
 	enum mt_err e;
 
 	if (d->ca_key != NULL)
 		return MT_OK;
 	if (uri == NULL)
 		return MT_ERR_ARG;
-	e = read_small(mt_config_get(d->conf, "ca_cert"), 65536, &pem, &n);
-	if (e == MT_OK)
-		e = mt_cert_from_pem(pem, n, &d->ca_cert);
-	free(pem);
+	e = mt_cert_from_pem_file(mt_config_get(d->conf, "ca_cert"), &d->ca_cert);
 	if (e == MT_OK)
 		e = mt_key_open(uri, &d->ca_key);
 	return e;

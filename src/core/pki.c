@@ -80,6 +80,7 @@
 #include <openssl/x509v3.h>
 
 #include "crypto_int.h"
+#include "medtrust/mt_util.h"
 #include "pki_int.h"
 
 #define MT_PKI_DAY 86400
@@ -300,6 +301,22 @@ enum mt_err mt_cert_from_der(const uint8_t *der, size_t len, struct mt_cert **ou
 	}
 	if ((e = cert_adopt(x, der, len, out)) != MT_OK)
 		X509_free(x);
+	return e;
+}
+
+enum mt_err mt_cert_from_pem_file(const char *path, struct mt_cert **out)
+{
+	uint8_t *pem = NULL;
+	size_t len = 0;
+	enum mt_err e;
+
+	if (out == NULL)
+		return MT_ERR_ARG;
+	*out = NULL;
+	e = mt_file_read(path, 65536, &pem, &len);
+	if (e == MT_OK)
+		e = mt_cert_from_pem((const char *)pem, len, out);
+	free(pem);
 	return e;
 }
 
@@ -1576,8 +1593,8 @@ enum mt_err mt_pki_p7_certs(const struct mt_cert *const *certs, size_t n, uint8_
 	return e;
 }
 
-enum mt_err mt_pki_p7_certs_b64(const struct mt_cert *const *certs, size_t n, char *out,
-                                size_t cap, size_t *len)
+enum mt_err mt_pki_p7_certs_b64_alloc(const struct mt_cert *const *certs, size_t n, char **out,
+                                      size_t *len)
 {
 	unsigned char *der;
 	unsigned char *b64 = NULL;
@@ -1585,8 +1602,9 @@ enum mt_err mt_pki_p7_certs_b64(const struct mt_cert *const *certs, size_t n, ch
 	EVP_ENCODE_CTX *ctx = NULL;
 	enum mt_err e;
 
-	if (len == NULL)
+	if (out == NULL || len == NULL)
 		return MT_ERR_ARG;
+	*out = NULL;
 	*len = 0;
 	if ((e = p7_build(certs, n, &der, &der_len)) != MT_OK)
 		return e;
@@ -1605,16 +1623,33 @@ enum mt_err mt_pki_p7_certs_b64(const struct mt_cert *const *certs, size_t n, ch
 	*len = (size_t)l1 + (size_t)l2;
 	if (*len >= need) {
 		e = MT_ERR_INTERNAL;
-	} else if (out == NULL || cap < *len + 1) {
-		e = MT_ERR_BUFFER;
+		*len = 0;
 	} else {
-		memcpy(out, b64, *len);
-		out[*len] = '\0';
+		b64[*len] = '\0';
+		*out = (char *)b64;
+		b64 = NULL;
 	}
 done:
 	EVP_ENCODE_CTX_free(ctx);
 	free(b64);
 	OPENSSL_free(der);
+	return e;
+}
+
+enum mt_err mt_pki_p7_certs_b64(const struct mt_cert *const *certs, size_t n, char *out,
+                                size_t cap, size_t *len)
+{
+	char *b64 = NULL;
+	enum mt_err e;
+
+	if (len == NULL)
+		return MT_ERR_ARG;
+	e = mt_pki_p7_certs_b64_alloc(certs, n, &b64, len);
+	if (e == MT_OK && (out == NULL || cap < *len + 1))
+		e = MT_ERR_BUFFER;
+	else if (e == MT_OK)
+		memcpy(out, b64, *len + 1);
+	free(b64);
 	return e;
 }
 

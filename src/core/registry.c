@@ -176,25 +176,38 @@ static bool copy_blob(sqlite3_stmt *st, int col, uint8_t *out, size_t cap, size_
 
 /* ---- open / close ------------------------------------------------------ */
 
-enum mt_err mt_registry_open(const char *path, struct mt_registry **out)
+/* A handle on the database at `path` opened with `flags` (NOMUTEX added:
+ * one thread at a time) and a busy timeout; *out is NULL on failure. */
+static enum mt_err registry_new(const char *path, int flags, int busy_ms,
+                                struct mt_registry **out)
 {
 	struct mt_registry *r;
-	enum mt_err e;
 
-	if (path == NULL || out == NULL)
+	if (out == NULL)
 		return MT_ERR_ARG;
 	*out = NULL;
+	if (path == NULL)
+		return MT_ERR_ARG;
 	r = calloc(1, sizeof *r);
 	if (r == NULL)
 		return MT_ERR_NOMEM;
 	r->roots_max_id = -1;
-	if (sqlite3_open_v2(path, &r->db,
-	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-	                    NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &r->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		mt_registry_close(r);
 		return MT_ERR_REG_DB;
 	}
-	sqlite3_busy_timeout(r->db, 30000);
+	sqlite3_busy_timeout(r->db, busy_ms);
+	*out = r;
+	return MT_OK;
+}
+
+enum mt_err mt_registry_open(const char *path, struct mt_registry **out)
+{
+	struct mt_registry *r;
+	enum mt_err e = registry_new(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 30000, &r);
+
+	if (e != MT_OK)
+		return e;
 	e = exec(r, "PRAGMA journal_mode=WAL");
 	if (e == MT_OK)
 		e = exec(r, "PRAGMA synchronous=FULL");
@@ -1074,21 +1087,10 @@ enum mt_err mt_registry_open_readonly(const char *path, struct mt_registry **out
 	        "SELECT serial, device, revoked_at, not_after, der FROM certs LIMIT 0",
 	};
 	struct mt_registry *r;
-	enum mt_err e;
+	enum mt_err e = registry_new(path, SQLITE_OPEN_READONLY, 250, &r);
 
-	if (path == NULL || out == NULL)
-		return MT_ERR_ARG;
-	*out = NULL;
-	r = calloc(1, sizeof *r);
-	if (r == NULL)
-		return MT_ERR_NOMEM;
-	r->roots_max_id = -1;
-	if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
-		mt_registry_close(r);
-		return MT_ERR_REG_DB;
-	}
-	sqlite3_busy_timeout(r->db, 250);
+	if (e != MT_OK)
+		return e;
 	e = exec(r, "PRAGMA query_only=1");
 	for (size_t i = 0; e == MT_OK && i < sizeof probes / sizeof probes[0]; i++) {
 		sqlite3_stmt *st;

@@ -12,6 +12,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -59,5 +62,38 @@ enum mt_err mt_file_replace(const char *path, const void *data, size_t len, unsi
 		(void)unlink(tmp);
 		return MT_ERR_IO;
 	}
+	return MT_OK;
+}
+
+enum mt_err mt_file_read(const char *path, size_t max, uint8_t **buf, size_t *len)
+{
+	FILE *f;
+	uint8_t *b;
+	size_t n;
+
+	if (path == NULL || buf == NULL || len == NULL || max == SIZE_MAX)
+		return MT_ERR_ARG;
+	*buf = NULL;
+	*len = 0;
+	f = fopen(path, "rb");
+	if (f == NULL)
+		return errno == ENOENT ? MT_ERR_NOT_FOUND : MT_ERR_IO;
+	b = malloc(max + 1);
+	if (b == NULL) {
+		fclose(f);
+		return MT_ERR_NOMEM;
+	}
+	n = fread(b, 1, max + 1, f);
+	if (ferror(f) || n > max) {
+		bool too_big = !ferror(f);
+
+		fclose(f);
+		free(b);
+		return too_big ? MT_ERR_BUFFER : MT_ERR_IO;
+	}
+	fclose(f);
+	b[n] = 0;
+	*buf = b;
+	*len = n;
 	return MT_OK;
 }

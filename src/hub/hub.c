@@ -175,21 +175,20 @@ refuse(struct mt_hub *h, const struct mt_https_req *rq, struct mt_https_resp *rs
 
 /* ---- opening ------------------------------------------------------------ */
 
+/* A small text file into out[0..cap), NUL-terminated. */
 static enum mt_err read_text(const char *path, char *out, size_t cap, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	size_t n;
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	enum mt_err e = mt_file_read(path, cap - 1, &buf, &n);
 
-	if (f == NULL)
-		return MT_ERR_IO;
-	n = fread(out, 1, cap - 1, f);
-	fclose(f);
-	if (n == cap - 1)
-		return MT_ERR_BUFFER;
-	out[n] = '\0';
-	if (len)
-		*len = n;
-	return MT_OK;
+	if (e == MT_OK) {
+		memcpy(out, buf, n + 1);
+		if (len)
+			*len = n;
+	}
+	free(buf);
+	return e;
 }
 
 static enum mt_err load_public(struct mt_hub *h, char *why, size_t cap)
@@ -202,21 +201,14 @@ static enum mt_err load_public(struct mt_hub *h, char *why, size_t cap)
 	EVP_PKEY *ep = NULL;
 	BIO *bio;
 	enum mt_err e;
-	size_t need = 0;
 	const char *kxp = mt_deploy_get(h->d, "hub_kx_pub");
 	const char *cmdp = mt_deploy_get(h->d, "cmd_cert");
 	const char *hosts = mt_deploy_get(h->d, "broker_hosts");
 	const char *url = mt_deploy_get(h->d, "broker_url");
 
 	e = mt_cert_pem(h->d->ca_cert, h->ca_pem, sizeof h->ca_pem, &n);
-	if (e == MT_OK && mt_pki_p7_certs_b64(chain, 1, NULL, 0, &need) != MT_ERR_BUFFER)
-		e = MT_ERR_PKI_FORMAT;
-	if (e == MT_OK) {
-		h->cacerts_b64 = malloc(need + 1);
-		e = h->cacerts_b64 ? mt_pki_p7_certs_b64(chain, 1, h->cacerts_b64, need + 1,
-		                                         &h->cacerts_len)
-		                   : MT_ERR_NOMEM;
-	}
+	if (e == MT_OK)
+		e = mt_pki_p7_certs_b64_alloc(chain, 1, &h->cacerts_b64, &h->cacerts_len);
 	if (e != MT_OK) {
 		(void)snprintf(why, cap, "building the CA bundle: %s", mt_err_str(e));
 		return e;
@@ -374,9 +366,7 @@ static enum mt_err peer_parse(const struct mt_https_req *rq, struct peer *p)
 
 	memset(p, 0, sizeof *p);
 	for (size_t i = 0; i < rq->n_peer && e == MT_OK; i++) {
-		e = rq->peer_x509[i] != NULL ? mt_cert_from_x509(rq->peer_x509[i], &p->c[i])
-		                             : mt_cert_from_der(rq->peer_der[i], rq->peer_len[i],
-		                                                &p->c[i]);
+		e = mt_cert_from_x509(rq->peer_x509[i], &p->c[i]);
 		if (e == MT_OK)
 			p->n++;
 	}
@@ -535,7 +525,7 @@ static enum mt_err issue(struct mt_hub *h, const char *serial, const struct mt_p
 	char cs[MT_REG_CERT_SERIAL_MAX];
 	uint8_t spki[MT_SPKI_MAX];
 	size_t spki_len = 0;
-	size_t need = 0, len = 0, n_sup = 0;
+	size_t len = 0, n_sup = 0;
 	int64_t na = 0;
 	char *b64 = NULL;
 	enum mt_err e;
@@ -559,14 +549,7 @@ static enum mt_err issue(struct mt_hub *h, const char *serial, const struct mt_p
 	if (e == MT_OK) {
 		const struct mt_cert *one[1] = {cert};
 
-		if (mt_pki_p7_certs_b64(one, 1, NULL, 0, &need) != MT_ERR_BUFFER)
-			e = MT_ERR_PKI_FORMAT;
-		if (e == MT_OK)
-			b64 = malloc(need + 1);
-		if (e == MT_OK && b64 == NULL)
-			e = MT_ERR_NOMEM;
-		if (e == MT_OK)
-			e = mt_pki_p7_certs_b64(one, 1, b64, need + 1, &len);
+		e = mt_pki_p7_certs_b64_alloc(one, 1, &b64, &len);
 	}
 	if (e == MT_OK && mt_registry_cert_serial_hex(cert, cs) == MT_OK &&
 	    mt_cert_validity(cert, NULL, &na) == MT_OK)
