@@ -143,6 +143,16 @@ enum mt_err {
 	MT_ERR_REG_STATE = 903,       /* device status forbids the operation */
 	MT_ERR_REG_UNKNOWN = 904,     /* serial in no imported manifest */
 	MT_ERR_REG_CLONE = 905,       /* same serial, another birth key or certificate */
+
+	/* 1000..1099: the readings store (mt_store.h; threats J04, J05, FI05) */
+	MT_ERR_STORE_DB = 1000,       /* the store's database failed */
+	MT_ERR_STORE_FULL = 1001,     /* disk full: nothing was written (a passing failure) */
+	MT_ERR_STORE_BUSY = 1002,     /* database locked past the busy timeout (passing) */
+	MT_ERR_STORE_TAMPERED = 1003, /* a stored row does not decrypt or verify */
+
+	/* 1100..1199: the device's store-and-forward queue and counter */
+	MT_ERR_QUEUE_FULL = 1100,     /* queue at its bound and nothing may be dropped */
+	MT_ERR_QUEUE_CORRUPT = 1101,  /* a queue or counter file is damaged */
 };
 
 /* A sentence describing `e`; never NULL. */

@@ -110,6 +110,12 @@ const char *mt_err_str(enum mt_err e)
 	case MT_ERR_REG_STATE: return "the device's status does not allow this";
 	case MT_ERR_REG_UNKNOWN: return "serial not in any imported manifest";
 	case MT_ERR_REG_CLONE: return "possible clone: serial presented with another birth key or certificate";
+	case MT_ERR_STORE_DB: return "the readings store failed";
+	case MT_ERR_STORE_FULL: return "the readings store's disk is full";
+	case MT_ERR_STORE_BUSY: return "the readings store is locked";
+	case MT_ERR_STORE_TAMPERED: return "a stored record does not decrypt or verify (tampered)";
+	case MT_ERR_QUEUE_FULL: return "the device queue is full";
+	case MT_ERR_QUEUE_CORRUPT: return "a device queue or counter file is damaged";
 	}
 	return "unknown error";
 }
