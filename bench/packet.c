@@ -235,7 +235,7 @@ static enum mt_err lookup(void *ctx, const char *dev, size_t dev_len, struct mt_
 	(void)dev;
 	(void)dev_len;
 	memset(v, 0, sizeof *v);
-	v->status = MT_DEV_ACTIVE;
+	v->status = MT_VIEW_ACTIVE;
 	v->check_status = true;
 	v->ldev = c->ldev;
 	v->check_epoch = true;

@@ -168,7 +168,7 @@ static inline enum mt_err fz_lookup_fn(void *ctx, const char *dev, size_t dev_le
 	if (dev_len != strlen(FZ_DEV) || memcmp(dev, FZ_DEV, dev_len) != 0)
 		return MT_ERR_NOT_FOUND;
 	memset(v, 0, sizeof *v);
-	v->status = MT_DEV_ACTIVE;
+	v->status = MT_VIEW_ACTIVE;
 	v->check_status = true;
 	v->ldev = mt_key_public(l->w->ldev[l->ldev]);
 	v->check_epoch = true;

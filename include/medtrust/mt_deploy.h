@@ -26,6 +26,7 @@
 #include "mt_keystore.h"
 #include "mt_pki.h"
 #include "mt_registry.h"
+#include "mt_store.h"
 
 /* Every key medtrust.conf may hold (docs/operations.md lists them). */
 extern const char *const mt_deploy_keys[];
@@ -45,6 +46,8 @@ struct mt_deploy {
 	struct mt_key *audit_key;
 	struct mt_key *ca_key;     /* after mt_deploy_open_ca */
 	struct mt_cert *ca_cert;   /* after mt_deploy_open_ca */
+	struct mt_kek *kek;        /* after mt_deploy_open_store: the KEK
+	                            * (kek_key), shared by every store opened */
 };
 
 /* Read `conf_path` (NULL: $MEDTRUST_CONFIG, else ./medtrust.conf), set
@@ -67,6 +70,21 @@ MT_NODISCARD enum mt_err mt_deploy_uint(const struct mt_deploy *d, const char *k
 MT_NODISCARD enum mt_err mt_deploy_open_audit(struct mt_deploy *d);
 /* Open the operator CA (ca_key, ca_cert). */
 MT_NODISCARD enum mt_err mt_deploy_open_ca(struct mt_deploy *d);
+
+/* The readings store's path: `data_path`, or by default data.db in the
+ * directory of `db_path` ("data.db" when db_path has no directory).
+ * Errors: MT_ERR_BUFFER (does not fit cap), MT_ERR_ARG. */
+MT_NODISCARD enum mt_err mt_deploy_data_path(const struct mt_deploy *d, char *out, size_t cap);
+
+/* A NEW connection to the deployment's readings store (mt_store.h) at
+ * mt_deploy_data_path, created when absent (mode 0600).  The KEK
+ * (`kek_key`, a pkcs11: URI with its PIN in pin-source or pin-value) is
+ * opened at the first call and kept in d->kek for every later store; the
+ * caller closes each store with mt_store_close before mt_deploy_close.
+ * The hub opens two: a writer (its committer) and a reader.  Errors:
+ * MT_ERR_ARG (no kek_key), the mt_kek_open errors (MT_ERR_KS_PIN,
+ * MT_ERR_KS_KEY_NOT_FOUND, ...), the mt_store_open errors. */
+MT_NODISCARD enum mt_err mt_deploy_open_store(struct mt_deploy *d, struct mt_store **out);
 
 /* Append one audit record now.  `detail` is a JSON object text or NULL.
  * Errors: as mt_audit_append; MT_ERR_ARG when the writer is not open. */

@@ -53,15 +53,15 @@ enum mt_topic {
 
 enum mt_packet_kind { MT_PACKET_SEALED = 1, MT_PACKET_FAST = 2 };
 
-enum mt_dev_status {
-	MT_DEV_ACTIVE = 1,
-	MT_DEV_REVOKED = 2,
-	MT_DEV_DECOMMISSIONED = 3,
+enum mt_view_status {
+	MT_VIEW_ACTIVE = 1,
+	MT_VIEW_REVOKED = 2,
+	MT_VIEW_DECOMMISSIONED = 3,
 };
 
 /* What the lookup tells the opener about one device. */
 struct mt_device_view {
-	enum mt_dev_status status;
+	enum mt_view_status status;
 	bool check_status;            /* false: skip stage 12 (no registry) */
 	const struct mt_pubkey *ldev; /* registered operational key: fixes alg and kid */
 	bool check_epoch;             /* false: skip stage 4 (packet open without --epoch) */

@@ -206,6 +206,15 @@ struct mt_cert_rec {
 MT_NODISCARD enum mt_err mt_registry_cert(struct mt_registry *r, const char *serial,
                                           struct mt_cert_rec *out);
 
+/* The same, and the certificate itself, parsed from the DER stored when
+ * it was issued (*cert is new: the caller frees it with mt_cert_free);
+ * `out` may be NULL.  For re-verifying what a certificate signed long
+ * after it was issued (medtrust verify-record, threat J05).  Errors:
+ * MT_ERR_NOT_FOUND, MT_ERR_PKI_FORMAT (the stored DER does not parse),
+ * MT_ERR_REG_DB. */
+MT_NODISCARD enum mt_err mt_registry_cert_load(struct mt_registry *r, const char *serial,
+                                               struct mt_cert_rec *out, struct mt_cert **cert);
+
 /* Revoked certificates still unexpired at `now` (what a CRL must list),
  * as a malloc'ed array the caller frees with mt_registry_revoked_free.
  * Errors: MT_ERR_REG_DB, MT_ERR_NOMEM. */

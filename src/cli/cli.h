@@ -50,6 +50,11 @@ int mt_cli_device(int argc, char **argv);
 int mt_cli_crl(int argc, char **argv);
 /* `medtrust broker run` (cmd_broker.c): the deployment's mosquitto. */
 int mt_cli_broker(int argc, char **argv);
+/* `medtrust verify-record` and `medtrust patient ...` (cmd_store.c): the
+ * readings store.  verify-record has exit codes of its own: 0 all
+ * verified, 1 a record failed, 2 store/registry/audit unusable, 64 usage. */
+int mt_cli_verify_record(int argc, char **argv);
+int mt_cli_patient(int argc, char **argv);
 
 /* Parse a decimal uint32 exactly: digits only, no sign, no spaces, no
  * overflow.  false on anything else. */

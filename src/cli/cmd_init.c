@@ -27,7 +27,9 @@
  *                        the broker's TLS key: libp11 reads no pin-source),
  *                        openssl.cnf (the PKCS#11 engine on SoftHSM2), data/
  *   DIR/medtrust.conf    0600, `key value` lines (mt_config.h), every key
- *                        commented
+ *                        commented; data_path names DIR/data.db, the
+ *                        readings store (mt_store.h), which its first user
+ *                        creates (mode 0600, encrypted under the KEK)
  *
  * Why a separate `audit` key rather than the command key for checkpoints:
  * the checkpoints are evidence that must stay verifiable for years, while
@@ -235,7 +237,7 @@ static int make_dir(struct init_ctx *c, const char *name, mode_t mode)
 /* Names whose presence means a deployment (or part of one) is here. */
 static const char *const deployment_names[] = {"medtrust.conf", "tokens", "secrets", "pki",
                                                "medtrust.db", "audit.checkpoints",
-                                               "softhsm2.conf", "mosquitto"};
+                                               "softhsm2.conf", "mosquitto", "data.db"};
 
 /* Create DIR or accept an existing one (see the essay); resolve it to an
  * absolute path in c->dir. */
@@ -910,6 +912,9 @@ static int make_conf(struct init_ctx *c, const char *hub_hosts, const char *brok
 	        "db_path %s/medtrust.db\n"
 	        "# The audit checkpoints kept outside the database.\n"
 	        "audit_checkpoints %s/audit.checkpoints\n"
+	        "# The readings store: readings, alerts and patients, encrypted under\n"
+	        "# data keys wrapped by kek_key (docs/storage.md); created at first use.\n"
+	        "data_path %s/data.db\n"
 	        "\n"
 	        "# ---- broker ----\n"
 	        "# The deployment's mosquitto (medtrust broker run) and its TLS port.\n"
@@ -917,7 +922,7 @@ static int make_conf(struct init_ctx *c, const char *hub_hosts, const char *brok
 	        "broker_port %u\n",
 	        c->dir, c->hospital, c->dir, uri[0], uri[1], uri[2], uri[3], uri[4], uri[5],
 	        uri[6], c->dir, c->dir, c->dir, c->dir, c->dir, c->dir, c->dir, INIT_CRL_DAYS,
-	        c->dir, hub_hosts, broker_hosts, c->dir, c->dir, c->dir, c->broker_port);
+	        c->dir, hub_hosts, broker_hosts, c->dir, c->dir, c->dir, c->dir, c->broker_port);
 	if (n < 0 || (size_t)n >= cap) {
 		free(t);
 		return fail(c, "medtrust.conf", MT_ERR_BUFFER);

@@ -586,7 +586,7 @@ static int packet_open(int argc, char **argv)
 
 	d.dev = device;
 	d.dev_len = strlen(device);
-	d.view.status = MT_DEV_ACTIVE;
+	d.view.status = MT_VIEW_ACTIVE;
 	d.view.check_status = false;
 	d.view.ldev = ldev_pub;
 	d.view.check_epoch = epoch_s != NULL;

@@ -64,6 +64,10 @@ static const char mt_top_help[] =
 	"                the device registry and the devices' certificates\n"
 	"  crl refresh   sign a new CRL of the operator CA now\n"
 	"  broker run    run the deployment's mosquitto (its key in the hub's token)\n"
+	"  verify-record ID | FIRST-LAST | --all\n"
+	"                re-verify stored readings (decryption, certificate, signature)\n"
+	"  patient add|list|assign\n"
+	"                patients (identity encrypted at rest) and device assignments\n"
 	"\n"
 	"Run 'medtrust <command> --help' (e.g. 'medtrust packet seal --help') for\n"
 	"the options of each.\n"
@@ -79,6 +83,7 @@ static const char mt_top_help[] =
 	"  1   key store, file or system failure   (error: <what>: <reason>)\n"
 	"  2   packet refused                      (refused: <stage>: <detail>)\n"
 	"      or audit chain broken               (bad: record <seq>: <reason>: ...)\n"
+	"  (verify-record: 1 a record failed, 2 store or registry unusable)\n"
 	"  64  usage error\n"
 	"  65  invalid JSON input                  (invalid JSON: <reason>)\n"
 	"\n"
@@ -321,6 +326,7 @@ int main(int argc, char **argv)
 		{"trust", mt_cli_trust},   {"manifest", mt_cli_manifest},
 		{"device", mt_cli_device}, {"crl", mt_cli_crl},
 		{"broker", mt_cli_broker},
+		{"verify-record", mt_cli_verify_record}, {"patient", mt_cli_patient},
 		{NULL, NULL},
 	};
 	const struct mt_cli_sub *sub;

@@ -39,7 +39,7 @@ const char *const mt_deploy_keys[] = {
         /* optional, with defaults (mt_deploy.h) */
         "hub_listen",      "hub_port",        "hub_threads",  "broker_url",
         "op_cert_days",    "crl_days",        "est_rate",     "est_burst",
-        "revoke_hook",
+        "revoke_hook",     "data_path",
 };
 const size_t mt_deploy_n_keys = sizeof mt_deploy_keys / sizeof mt_deploy_keys[0];
 
@@ -116,6 +116,7 @@ void mt_deploy_close(struct mt_deploy *d)
 	mt_key_free(d->audit_key);
 	mt_key_free(d->ca_key);
 	mt_cert_free(d->ca_cert);
+	mt_kek_free(d->kek);
 	mt_registry_close(d->reg);
 	mt_config_free(d->conf);
 	free(d);
@@ -181,6 +182,54 @@ enum mt_err mt_deploy_open_ca(struct mt_deploy *d)
 	if (e == MT_OK)
 		e = mt_key_open(uri, &d->ca_key);
 	return e;
+}
+
+enum mt_err mt_deploy_data_path(const struct mt_deploy *d, char *out, size_t cap)
+{
+	const char *v, *db, *slash;
+	int n;
+
+	if (d == NULL || out == NULL || cap == 0)
+		return MT_ERR_ARG;
+	v = mt_config_get(d->conf, "data_path");
+	if (v != NULL) {
+		n = snprintf(out, cap, "%s", v);
+	} else {
+		db = mt_config_get(d->conf, "db_path");
+		if (db == NULL)
+			return MT_ERR_ARG;
+		slash = strrchr(db, '/');
+		if (slash == NULL)
+			n = snprintf(out, cap, "data.db");
+		else
+			n = snprintf(out, cap, "%.*s/data.db", (int)(slash - db), db);
+	}
+	return n > 0 && (size_t)n < cap ? MT_OK : MT_ERR_BUFFER;
+}
+
+enum mt_err mt_deploy_open_store(struct mt_deploy *d, struct mt_store **out)
+{
+	char path[PATH_MAX];
+	const char *uri;
+	enum mt_err e;
+
+	if (out == NULL)
+		return MT_ERR_ARG;
+	*out = NULL;
+	if (d == NULL)
+		return MT_ERR_ARG;
+	e = mt_deploy_data_path(d, path, sizeof path);
+	if (e != MT_OK)
+		return e;
+	if (d->kek == NULL) {
+		uri = mt_config_get(d->conf, "kek_key");
+		if (uri == NULL)
+			return MT_ERR_ARG;
+		e = mt_kek_open(uri, &d->kek);
+		if (e != MT_OK)
+			return e;
+	}
+	return mt_store_open(path, d->kek, out);
 }
 
 enum mt_err mt_deploy_audit(struct mt_deploy *d, const char *actor, const char *action,

@@ -455,9 +455,9 @@ static enum mt_err open_checked(struct mt_opener *o, const struct mt_open_params
 	if (r->msg.dev_len != p->dev_len || memcmp(r->msg.dev, p->dev, p->dev_len) != 0)
 		return refuse(r, MT_ERR_PKT_DEV, "message dev is not the sender: ", r->msg.dev);
 	/* 12 inactive */
-	if (v.check_status && v.status != MT_DEV_ACTIVE)
+	if (v.check_status && v.status != MT_VIEW_ACTIVE)
 		return refuse(r, MT_ERR_PKT_INACTIVE, "device is ",
-		              v.status == MT_DEV_REVOKED ? "revoked" : "decommissioned");
+		              v.status == MT_VIEW_REVOKED ? "revoked" : "decommissioned");
 	/* 13 replay */
 	if (v.window) {
 		char c[32];

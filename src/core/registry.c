@@ -951,6 +951,50 @@ enum mt_err mt_registry_cert(struct mt_registry *r, const char *serial, struct m
 	return e;
 }
 
+enum mt_err mt_registry_cert_load(struct mt_registry *r, const char *serial,
+                                  struct mt_cert_rec *out, struct mt_cert **cert)
+{
+	sqlite3_stmt *st;
+	enum mt_err e;
+	int rc;
+
+	if (cert != NULL)
+		*cert = NULL;
+	if (r == NULL || serial == NULL || cert == NULL)
+		return MT_ERR_ARG;
+	e = prep(r,
+	         "SELECT serial, device, not_before, not_after, issued_at, revoked_at, reason, der"
+	         " FROM certs WHERE serial = ?",
+	         &st);
+	if (e != MT_OK)
+		return e;
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const void *der = sqlite3_column_blob(st, 7);
+		int der_len = sqlite3_column_bytes(st, 7);
+
+		if (out != NULL) {
+			memset(out, 0, sizeof *out);
+			copy_text(st, 0, out->serial, sizeof out->serial);
+			copy_text(st, 1, out->device, sizeof out->device);
+			out->not_before = sqlite3_column_int64(st, 2);
+			out->not_after = sqlite3_column_int64(st, 3);
+			out->issued_at = sqlite3_column_int64(st, 4);
+			out->revoked_at = sqlite3_column_int64(st, 5);
+			out->reason = (enum mt_pki_reason)sqlite3_column_int(st, 6);
+		}
+		e = der != NULL && der_len > 0 ? mt_cert_from_der(der, (size_t)der_len, cert)
+		                               : MT_ERR_PKI_FORMAT;
+		if (e == MT_ERR_PKI_TOO_LARGE)
+			e = MT_ERR_PKI_FORMAT;
+	} else {
+		e = rc == SQLITE_DONE ? MT_ERR_NOT_FOUND : MT_ERR_REG_DB;
+	}
+	sqlite3_finalize(st);
+	return e;
+}
+
 static int hexval(char c)
 {
 	if (c >= '0' && c <= '9')

@@ -59,6 +59,7 @@
 #include "medtrust/mt_est.h"
 #include "medtrust/mt_message.h"
 #include "medtrust/mt_util.h"
+#include "mt_mqtt.h"
 #include "ratelimit.h"
 
 #define HUB_ID_RATE (1.0 / 6.0)
@@ -329,6 +330,47 @@ enum mt_err mt_hub_ssl_ctx(struct mt_hub *h, SSL_CTX **ctx, char *why, size_t wh
 	if (e != MT_OK)
 		mt_say(why, why_cap, "TLS set-up failed (hub_tls_cert %s): %s", cert, mt_err_str(e));
 	return e;
+}
+
+enum mt_err mt_hub_mqtt_ssl_ctx(struct mt_hub *h, const char *broker_host, SSL_CTX **ctx,
+                                char *why, size_t why_cap)
+{
+	const char *uri = mt_deploy_get(h->d, "hub_tls_key");
+	const char *cert = mt_deploy_get(h->d, "hub_client_cert");
+	const char *ca = mt_deploy_get(h->d, "ca_cert");
+	EVP_PKEY *pkey = NULL;
+	enum mt_err e;
+
+	if (uri == NULL || cert == NULL || ca == NULL) {
+		mt_say(why, why_cap, "hub_tls_key, hub_client_cert or ca_cert is not set");
+		return MT_ERR_ARG;
+	}
+	pthread_mutex_lock(&h->lock);
+	e = h->tls_key ? MT_OK : mt_key_open(uri, &h->tls_key);
+	pthread_mutex_unlock(&h->lock);
+	if (e == MT_OK)
+		e = mt_key_evp(h->tls_key, &pkey);
+	if (e != MT_OK) {
+		mt_say(why, why_cap, "cannot open the TLS key (hub_tls_key): %s", mt_err_str(e));
+		return e;
+	}
+	e = mt_mqtt_tls_ctx(ca, cert, pkey, broker_host, ctx, why, why_cap);
+	EVP_PKEY_free(pkey);
+	return e;
+}
+
+void mt_hub_audit(void *arg, const char *actor, const char *action, const char *subject,
+                  enum mt_audit_outcome outcome, const char *detail)
+{
+	struct mt_hub *h = arg;
+	enum mt_err e;
+
+	pthread_mutex_lock(&h->lock);
+	e = mt_deploy_audit(h->d, actor, action, subject, outcome, detail);
+	pthread_mutex_unlock(&h->lock);
+	if (e != MT_OK)
+		fprintf(stderr, "medtrustd: AUDIT WRITE FAILED (%s) for %s %s\n", mt_err_str(e),
+		        action, actor);
 }
 
 void mt_hub_close(struct mt_hub *h)

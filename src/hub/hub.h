@@ -39,6 +39,19 @@ struct mt_deploy *mt_hub_deploy(struct mt_hub *h);
 MT_NODISCARD enum mt_err mt_hub_ssl_ctx(struct mt_hub *h, SSL_CTX **ctx, char *why,
                                         size_t why_cap);
 
+/* The hub's client TLS context for the broker (mt_mqtt_tls_ctx): its
+ * client certificate hub_client_cert (CN=hub) with hub_tls_key in the
+ * token, the broker checked against ca_cert and the name `broker_host`.
+ * Free *ctx (SSL_CTX_free) before closing the hub. */
+MT_NODISCARD enum mt_err mt_hub_mqtt_ssl_ctx(struct mt_hub *h, const char *broker_host,
+                                             SSL_CTX **ctx, char *why, size_t why_cap);
+
+/* Append an audit record (thread-safe: the hub's audit writer is used
+ * under its lock); a failure to write is reported on stderr.  The shape
+ * of mt_ingest_opts.audit (arg = the hub). */
+void mt_hub_audit(void *arg, const char *actor, const char *action, const char *subject,
+                  enum mt_audit_outcome outcome, const char *detail);
+
 /* The https.h handler (arg = the hub). */
 void mt_hub_handle(void *arg, const struct mt_https_req *rq, struct mt_https_resp *rs);
 

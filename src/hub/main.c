@@ -1,9 +1,15 @@
 /*
- * main.c — medtrustd, the hub daemon (this issue: onboarding over HTTPS;
- * ingest, storage and the console come with later parts).
+ * main.c — medtrustd, the hub daemon: onboarding over HTTPS (hub.h) and
+ * telemetry ingest from the broker (ingest.h); the console comes later.
  *
  *   medtrustd [-c CONF] [--listen ADDR] [--port N] [--threads N]
- *             [--port-file FILE]
+ *             [--port-file FILE] [--mqtt-client-id ID]
+ *             [--ingest-workers N] [--no-ingest]
+ *
+ * Ingest connects to the deployment's broker (broker_url) as "hub" with
+ * the hub's client certificate and keeps retrying until it stands; a
+ * line of its counters goes to stderr every minute.  --no-ingest serves
+ * onboarding alone.
  *
  * It runs in the foreground (a service manager supervises it), logs one
  * line per start, stop and failure on stderr, and never logs a secret.
@@ -36,13 +42,41 @@
 
 #include "hub.h"
 #include "https.h"
+#include "ingest.h"
+#include "mt_mqtt.h"
 #include "medtrust/mt_keystore.h"
 
 #define TICK_SECONDS 5
+#define COUNTS_EVERY 12 /* ticks between two ingest count lines (one minute) */
 
 static const char usage[] =
         "usage: medtrustd [-c CONF] [--listen ADDR] [--port N] [--threads N] "
-        "[--port-file FILE]\n";
+        "[--port-file FILE]\n"
+        "                 [--mqtt-client-id ID] [--ingest-workers N] [--no-ingest]\n";
+
+/* One line of the ingest counters that are not zero. */
+static void log_counts(struct mt_ingest *g)
+{
+	uint64_t c[MT_IC_N];
+	char line[1024];
+	size_t n = 0;
+	bool up = false;
+
+	mt_ingest_counts(g, c, &up);
+	for (int i = 0; i < MT_IC_N && n < sizeof line; i++) {
+		int k;
+
+		if (c[i] == 0)
+			continue;
+		k = snprintf(line + n, sizeof line - n, " %s=%llu",
+		             mt_ingest_count_name((enum mt_ingest_count)i), (unsigned long long)c[i]);
+		if (k < 0)
+			break;
+		n += (size_t)k;
+	}
+	fprintf(stderr, "medtrustd: ingest (%s):%s\n", up ? "broker up" : "broker down",
+	        n ? line : " nothing yet");
+}
 
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
@@ -83,11 +117,18 @@ int main(int argc, char **argv)
 	        {"port", required_argument, NULL, 'p'},
 	        {"threads", required_argument, NULL, 't'},
 	        {"port-file", required_argument, NULL, 'f'},
+	        {"mqtt-client-id", required_argument, NULL, 'm'},
+	        {"ingest-workers", required_argument, NULL, 'w'},
+	        {"no-ingest", no_argument, NULL, 'n'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *conf = NULL, *listen_addr = NULL, *port_s = NULL, *threads_s = NULL,
-	           *port_file = NULL;
+	           *port_file = NULL, *client_id = NULL, *workers_s = NULL;
+	bool ingest_on = true;
+	struct mt_ingest *ingest = NULL;
+	SSL_CTX *mqtt_ctx = NULL;
+	unsigned ticks = 0;
 	struct mt_https_opts o = {0};
 	struct mt_https *srv = NULL;
 	struct mt_hub *hub = NULL;
@@ -106,6 +147,9 @@ int main(int argc, char **argv)
 		case 'p': port_s = optarg; break;
 		case 't': threads_s = optarg; break;
 		case 'f': port_file = optarg; break;
+		case 'm': client_id = optarg; break;
+		case 'w': workers_s = optarg; break;
+		case 'n': ingest_on = false; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 64;
 		}
@@ -175,6 +219,36 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "medtrustd: listening on https://%s:%u (EST and onboarding)\n", o.addr,
 	        (unsigned)mt_https_port(srv));
+	if (ingest_on) {
+		struct mt_ingest_opts io = {
+		        .d = d, .client_id = client_id, .audit = mt_hub_audit, .audit_ctx = hub,
+		};
+		struct mt_mqtt_url u;
+
+		if (workers_s != NULL) {
+			if (!parse_uint(workers_s, 64, &v) || v == 0) {
+				fprintf(stderr, "medtrustd: --ingest-workers '%s' is not from 1 to 64\n",
+				        workers_s);
+				goto out;
+			}
+			io.workers = (unsigned)v;
+		}
+		e = mt_ingest_broker_url(d, &u);
+		if (e == MT_OK)
+			e = mt_hub_mqtt_ssl_ctx(hub, u.host, &mqtt_ctx, why, sizeof why);
+		else
+			(void)snprintf(why, sizeof why, "broker_url is not mqtts://host:port");
+		if (e == MT_OK) {
+			io.ssl_ctx = mqtt_ctx;
+			e = mt_ingest_start(&io, &ingest, why, sizeof why);
+		}
+		if (e != MT_OK) {
+			fprintf(stderr, "medtrustd: cannot start ingest: %s\n",
+			        why[0] ? why : mt_err_str(e));
+			goto out;
+		}
+		fprintf(stderr, "medtrustd: ingest from mqtts://%s:%u\n", u.host, (unsigned)u.port);
+	}
 	for (;;) {
 		struct timespec ts = {TICK_SECONDS, 0};
 		int sig = sigtimedwait(&sigs, NULL, &ts);
@@ -188,9 +262,16 @@ int main(int argc, char **argv)
 		e = mt_hub_tick(hub, mt_deploy_now(), NULL);
 		if (e != MT_OK)
 			fprintf(stderr, "medtrustd: periodic work failed: %s\n", mt_err_str(e));
+		if (ingest != NULL && ++ticks % COUNTS_EVERY == 0)
+			log_counts(ingest);
 	}
 	rc = 0;
 out:
+	if (ingest != NULL) {
+		log_counts(ingest);
+		mt_ingest_stop(ingest);
+	}
+	SSL_CTX_free(mqtt_ctx);
 	mt_https_stop(srv);
 	srv = NULL;
 	if (hub != NULL && mt_hub_deploy(hub)->audit != NULL) {

@@ -1050,10 +1050,10 @@ static void A24_inactive_device_refused(void **state)
 	mt_tp_window_prime(fx, 40);
 	size_t n = mt_tp_seal_vitals(fx, 41, pkt, sizeof(pkt));
 
-	fx->status = MT_DEV_REVOKED;
+	fx->status = MT_VIEW_REVOKED;
 	EXPECT(fx, MT_TOPIC_VITALS, pkt, n, MT_ERR_PKT_INACTIVE, "revoked");
 	assert_non_null(strstr(fx->res.detail, "revoked"));
-	fx->status = MT_DEV_DECOMMISSIONED;
+	fx->status = MT_VIEW_DECOMMISSIONED;
 	EXPECT(fx, MT_TOPIC_VITALS, pkt, n, MT_ERR_PKT_INACTIVE, "decommissioned");
 	assert_non_null(strstr(fx->res.detail, "decommissioned"));
 
@@ -1065,7 +1065,7 @@ static void A24_inactive_device_refused(void **state)
 	EXPECT(fx, MT_TOPIC_VITALS, bad, m, MT_ERR_PKT_SIGNATURE, "revoked, bad signature");
 
 	/* Unknown: no keys, so no AEAD work either. */
-	fx->status = MT_DEV_ACTIVE;
+	fx->status = MT_VIEW_ACTIVE;
 	fx->known = false;
 	unsigned calls = fx->data_key_calls;
 	EXPECT(fx, MT_TOPIC_VITALS, pkt, n, MT_ERR_PKT_INACTIVE, "unknown device");
@@ -1073,10 +1073,10 @@ static void A24_inactive_device_refused(void **state)
 	fx->known = true;
 
 	/* No registry (packet open): stage 12 skipped. */
-	fx->status = MT_DEV_REVOKED;
+	fx->status = MT_VIEW_REVOKED;
 	fx->check_status = false;
 	EXPECT(fx, MT_TOPIC_VITALS, pkt, n, MT_OK, "control: revoked, no registry check");
-	fx->status = MT_DEV_ACTIVE;
+	fx->status = MT_VIEW_ACTIVE;
 	fx->check_status = true;
 	n = mt_tp_seal_vitals(fx, 42, pkt, sizeof(pkt));
 	EXPECT(fx, MT_TOPIC_VITALS, pkt, n, MT_OK, "control: active");

@@ -172,7 +172,7 @@ struct mt_tp *mt_tp_new(enum mt_key_type t)
 	assert_int_equal(mt_key_ecdh(fx->kx, mt_key_public(fx->hub_kx), fx->ecdh_x), MT_OK);
 
 	fx->known = true;
-	fx->status = MT_DEV_ACTIVE;
+	fx->status = MT_VIEW_ACTIVE;
 	fx->check_status = true;
 	fx->check_epoch = true;
 	fx->epoch = MT_TP_EPOCH;

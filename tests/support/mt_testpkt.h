@@ -66,7 +66,7 @@ struct mt_tp {
 
 	/* the hub's view, served by the lookup */
 	bool known;
-	enum mt_dev_status status;
+	enum mt_view_status status;
 	bool check_status;
 	bool check_epoch;
 	uint32_t epoch;

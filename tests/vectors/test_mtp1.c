@@ -229,7 +229,7 @@ static enum mt_err lookup(void *ctx, const char *d, size_t n, struct mt_device_v
 	struct fixture *f = ctx;
 	if (n != strlen(dev()) || memcmp(d, dev(), n) != 0)
 		return MT_ERR_NOT_FOUND;
-	v->status = MT_DEV_ACTIVE;
+	v->status = MT_VIEW_ACTIVE;
 	v->check_status = true;
 	v->ldev = f->ldev;
 	v->check_epoch = true;

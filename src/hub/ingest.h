@@ -1,0 +1,106 @@
+/*
+ * ingest.h — medtrustd's telemetry ingest: MQTT 5 in, verified readings
+ * durably stored, receipts out (protocol §3, §4, §4a, §5; docs/ingest.md).
+ *
+ *   broker ──$share/hub/mt/v1/+/up/#──▶ network thread ─▶ per-device queues
+ *        ─▶ workers (stages 1–12 and 14 of §5, in parallel)
+ *        ─▶ committer (stage 13, the window, and the rows: one transaction
+ *           per group, synchronous=FULL)
+ *        ─▶ receipts on mt/v1/<id>/down/rcpt, at most one per device per
+ *           second, only for what a finished commit covers
+ *
+ * Invariants:
+ *  - Nothing is receipted before the transaction that stores it (or that
+ *    records it as a duplicate or permanent refusal) has committed; a
+ *    passing failure (disk full, lock) receipts nothing, so the device
+ *    sends again.  Broker acknowledgements mean nothing here.
+ *  - The anti-replay window is read and written inside the same
+ *    transaction as the readings, so a crash at any instant leaves window
+ *    and data consistent (FI03), and two hubs on one database never both
+ *    accept one counter.
+ *  - Bad input never blocks good input: each device has its own bounded
+ *    queue and the workers serve devices round-robin, so a device flooding
+ *    garbage delays only itself; a device whose packets keep failing is
+ *    throttled by a refusal budget before any crypto is spent (H04).
+ *  - Every refusal is counted under its stage's name and audited; the
+ *    audit is aggregated per device and stage (one record at the first
+ *    refusal, then one summary per minute with the count), so a flood
+ *    cannot bloat the chain (H09).
+ */
+#ifndef MT_HUB_INGEST_H
+#define MT_HUB_INGEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "medtrust/mt_audit.h"
+#include "medtrust/mt_deploy.h"
+#include "medtrust/mt_err.h"
+
+/* Refusal and outcome counters, by name (docs/ingest.md lists them). */
+enum mt_ingest_count {
+	MT_IC_RECEIVED = 0, /* MQTT messages taken from the broker */
+	MT_IC_STORED,       /* readings committed */
+	MT_IC_ALERTS,       /* fast-packet alerts committed and raised */
+	MT_IC_DUPLICATE,    /* counters seen before: receipted, not stored */
+	MT_IC_SIZE, MT_IC_CBOR, MT_IC_HEADER, MT_IC_EPOCH, MT_IC_AEAD, MT_IC_INNER, MT_IC_ALG,
+	MT_IC_KID, MT_IC_SIGNATURE, MT_IC_MESSAGE, MT_IC_DEV, MT_IC_INACTIVE, MT_IC_REPLAY,
+	MT_IC_IMPLAUSIBLE,
+	MT_IC_TOPIC,        /* a topic that is not mt/v1/<id>/up/<leaf> */
+	MT_IC_THROTTLED,    /* dropped before crypto: the device's refusal budget is spent */
+	MT_IC_OVERLOAD,     /* dropped: the device's or the hub's queue is full (resent later) */
+	MT_IC_STORE_FAILED, /* in a group whose commit failed (passing: resent later) */
+	MT_IC_RECEIPTS,     /* receipts published */
+	MT_IC_SKEWED,       /* stored flagged clock-skewed (technical alarm) */
+	MT_IC_STALE,        /* stored flagged stale */
+	MT_IC_N
+};
+
+const char *mt_ingest_count_name(enum mt_ingest_count c);
+
+/* An alert raised from a fast packet, after its commit. */
+struct mt_ingest_alert {
+	const char *dev;
+	uint64_t ctr, ts_ms, received_ms, committed_ms;
+	uint64_t code;
+	unsigned prio;    /* 1 low, 2 medium, 3 high */
+	const char *text; /* may be "" */
+};
+
+struct mt_ingest_opts {
+	struct mt_deploy *d;      /* conf (broker_url, data_path, kx_key, ...), store */
+	SSL_CTX *ssl_ctx;         /* client context for the broker (hub client cert) */
+	const char *client_id;    /* "hub" or "hub/<name>"; NULL = "hub/<hostname>" */
+	unsigned workers;         /* verify threads; 0 = number of CPUs */
+	/* Audit sink (thread-safe; the hub serialises its audit writer). */
+	void (*audit)(void *ctx, const char *actor, const char *action, const char *subject,
+	              enum mt_audit_outcome outcome, const char *detail);
+	void *audit_ctx;
+	/* Called (committer thread) for each alert after its commit; may be NULL. */
+	void (*on_alert)(void *ctx, const struct mt_ingest_alert *a);
+	void *alert_ctx;
+};
+
+struct mt_ingest;
+
+/* The broker the deployment names: broker_url, else localhost:broker_port.
+ * Errors: MT_ERR_ARG. */
+struct mt_mqtt_url;
+MT_NODISCARD enum mt_err mt_ingest_broker_url(const struct mt_deploy *d, struct mt_mqtt_url *u);
+
+/* Open the store, the registry, the hub's kx key and start the threads and
+ * the broker connection (which retries with back-off until it stands).
+ * `why` says what failed.  Errors: store, registry and key store errors,
+ * MT_ERR_ARG (broker_url unusable), MT_ERR_NOMEM. */
+MT_NODISCARD enum mt_err mt_ingest_start(const struct mt_ingest_opts *o, struct mt_ingest **out,
+                                         char *why, size_t why_cap);
+/* Stop: disconnect, finish the group being committed, stop the threads.
+ * Queued but uncommitted packets are dropped (unreceipted: devices resend). */
+void mt_ingest_stop(struct mt_ingest *g);
+
+/* A snapshot of the counters, and whether the broker link is up. */
+void mt_ingest_counts(struct mt_ingest *g, uint64_t out[MT_IC_N], bool *connected);
+
+#endif
