@@ -304,8 +304,10 @@ static void on_disconnect(struct mosquitto *m, void *arg, int rc, const mosquitt
 	struct mt_devrt *rt = arg;
 
 	(void)m;
-	(void)rc;
 	(void)p;
+	if (rt->connected)
+		fprintf(stderr, "medtrust-device %s: lost the broker (%s)\n", rt->id,
+		        mosquitto_reason_string(rc));
 	rt->connected = false;
 	rt->connecting = false;
 }

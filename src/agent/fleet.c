@@ -122,7 +122,8 @@ static void identity(const struct mt_fleet_opts *o, struct fdev *f, size_t index
 		        did == MT_AGENT_ENROLLED ? "enrolled and onboarded" : "certificate renewed");
 	if (f->rt == NULL) {
 		struct mt_devrt_opts ro = {
-		        .batch_ms = o->batch_ms, .status_ms = o->status_ms, .broker = o->broker,
+		        .batch_ms = o->batch_ms, .broker = o->broker,
+		        .status_ms = o->drain ? UINT32_MAX : o->status_ms,
 		        .on_sent = on_sent, .on_receipt = on_receipt, .hook_ctx = f,
 		};
 		enum mt_physio_class c = MT_PHYSIO_WEARABLE;
@@ -178,6 +179,23 @@ static void patient(const struct mt_fleet_opts *o, struct fdev *f, uint64_t t)
 			        (unsigned)a.code, mt_err_str(e));
 	}
 	mt_devrt_set_battery(f->rt, mt_physio_battery(&f->p));
+}
+
+/* Every loaded device running with an empty queue. */
+static bool drained(struct fdev *fs, size_t n)
+{
+	struct mt_devrt_stats s;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!fs[i].loaded)
+			continue;
+		if (fs[i].rt == NULL)
+			return false;
+		mt_devrt_stats(fs[i].rt, &s);
+		if (s.queued > 0)
+			return false;
+	}
+	return true;
 }
 
 static void stats_line(struct fdev *fs, size_t n)
@@ -287,8 +305,13 @@ int mt_fleet_run(const struct mt_fleet_opts *o)
 					k++;
 				}
 				mt_devrt_service(fs[i].rt, rd, wr, t);
-				patient(o, &fs[i], t);
+				if (!o->drain)
+					patient(o, &fs[i], t);
 			}
+		}
+		if (o->drain && drained(fs, o->n)) {
+			fprintf(stderr, "medtrust-device: every queue is empty (drained)\n");
+			break;
 		}
 		if (t - last_flush >= 1000) {
 			for (size_t i = 0; i < o->n; i++) {

@@ -41,6 +41,8 @@ struct mt_fleet_opts {
 	const char *ledger_dir;  /* NULL: none; else <id>.sent and <id>.rcpt lines */
 	uint32_t duration_s;     /* 0: until *stop */
 	uint32_t stats_s;        /* a summary line every stats_s (0 = 10) */
+	bool drain;              /* no new readings: send what is queued, stop when
+	                          * every queue is empty (or duration_s passes) */
 	volatile sig_atomic_t *stop;
 };
 

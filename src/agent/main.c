@@ -53,7 +53,8 @@ static const char usage[] =
         "         --rate PER_MIN (samples per device per minute, default 60)\n"
         "         --batch-ms MS (default 5000)  --status-ms MS (default 60000)\n"
         "         --time-scale X (simulated seconds per second, default 1)\n"
-        "         --seed N  --ecg  --broker mqtts://HOST:PORT  --duration S\n"
+        "         --seed N  --ecg  --broker mqtts://HOST:PORT  --duration S  --stats-s S\n"
+        "         --drain (no new readings: send what is queued, exit when all is receipted)\n"
         "         --ledger DIR (the fault suite's record of counters sent and receipted)\n";
 
 static volatile sig_atomic_t stopping;
@@ -182,6 +183,7 @@ int main(int argc, char **argv)
 	        {"time-scale", required_argument, NULL, 'x'}, {"seed", required_argument, NULL, 'e'},
 	        {"ecg", no_argument, NULL, 'E'},           {"broker", required_argument, NULL, 'B'},
 	        {"duration", required_argument, NULL, 'D'}, {"ledger", required_argument, NULL, 'L'},
+	        {"stats-s", required_argument, NULL, 'T'}, {"drain", no_argument, NULL, 'Z'},
 	        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
 	};
 	const char *dir = NULL, *fleet = NULL;
@@ -230,6 +232,8 @@ int main(int argc, char **argv)
 		case 'B': fo.broker = optarg; break;
 		case 'D': ok = parse_u64(optarg, 365u * 86400u, &v); fo.duration_s = (uint32_t)v; break;
 		case 'L': fo.ledger_dir = optarg; break;
+		case 'Z': fo.drain = true; break;
+		case 'T': ok = parse_u64(optarg, 86400, &v) && v > 0; fo.stats_s = (uint32_t)v; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: ok = false; break;
 		}

@@ -358,19 +358,20 @@ struct mt_dq {
 	struct ent *idx;      /* sorted by ctr */
 	size_t n, cap;        /* cap ≥ 2 × max */
 	uint64_t dropped;     /* as in the "dropped" record */
-	uint64_t floor;       /* puts must be above: newest queued, last victim */
-	bool has_floor;
+	uint64_t victim;      /* the last drop's victim (NO_VICTIM: none) */
 	size_t bad;           /* damaged files met since open */
 	size_t bad_kept;      /* entries in bad/ */
 	bool dirty;           /* an unlink or rename not yet followed by a dir fsync */
 	uint8_t *rbuf, *wbuf; /* FILE_MAX + 1 each */
 };
 
-static void raise_floor(struct mt_dq *q, uint64_t ctr)
+/* A put's counter must be above every counter queued and the last victim
+ * (whose file a reopen would otherwise delete). */
+static bool ctr_fresh(const struct mt_dq *q, uint64_t ctr)
 {
-	if (!q->has_floor || ctr > q->floor)
-		q->floor = ctr;
-	q->has_floor = true;
+	if (q->n > 0 && ctr <= q->idx[q->n - 1].ctr)
+		return false;
+	return q->victim == NO_VICTIM || ctr > q->victim;
 }
 
 /* First index position whose counter is ≥ ctr. */
@@ -500,7 +501,7 @@ static enum mt_err commit_drop(struct mt_dq *q, uint64_t victim, bool *counted)
 	*counted = true;
 	q->dropped++;
 	if (victim != NO_VICTIM)
-		raise_floor(q, victim);
+		q->victim = victim;
 	if (fsync_dir(q->dirfd) != 0) {
 		rc = MT_ERR_IO;
 		q->dirty = true;
@@ -541,7 +542,7 @@ static enum mt_err load_dropped(struct mt_dq *q)
 	if (victim != NO_VICTIM) {
 		char name[NAME_CAP];
 
-		raise_floor(q, victim);
+		q->victim = victim;
 		pkt_name(victim, name);
 		if (unlinkat(q->dirfd, name, 0) == 0) {
 			step("unlink");
@@ -682,6 +683,7 @@ enum mt_err mt_dq_open(const char *dir, size_t max_packets, struct mt_dq **out)
 		return MT_ERR_NOMEM;
 	q->dirfd = q->baddirfd = -1;
 	q->max = max_packets;
+	q->victim = NO_VICTIM;
 	q->cap = 2 * max_packets;
 	q->idx = calloc(q->cap, sizeof q->idx[0]);
 	q->rbuf = malloc(FILE_MAX + 1);
@@ -713,8 +715,6 @@ enum mt_err mt_dq_open(const char *dir, size_t max_packets, struct mt_dq **out)
 	if ((e = count_bad(q)) != MT_OK || (e = load_dropped(q)) != MT_OK || (e = scan(q)) != MT_OK)
 		goto fail;
 	qsort(q->idx, q->n, sizeof q->idx[0], ent_cmp);
-	if (q->n > 0)
-		raise_floor(q, q->idx[q->n - 1].ctr);
 	/* A smaller bound than last time: apply the policy now. */
 	while (q->n > q->max) {
 		size_t r = oldest_routine(q);
@@ -766,7 +766,7 @@ enum mt_err mt_dq_put(struct mt_dq *q, uint64_t ctr, enum mt_dq_topic topic, con
 	enum mt_err e;
 
 	if (q == NULL || pkt == NULL || len == 0 || len > MT_DQ_MAX_LEN || ctr > MT_CTR_LIMIT ||
-	    !topic_ok((unsigned)topic) || (q->has_floor && ctr <= q->floor))
+	    !topic_ok((unsigned)topic) || !ctr_fresh(q, ctr))
 		return MT_ERR_ARG;
 	if (q->n >= q->max) {
 		size_t r = oldest_routine(q);
@@ -821,7 +821,6 @@ enum mt_err mt_dq_put(struct mt_dq *q, uint64_t ctr, enum mt_dq_topic topic, con
 	}
 	q->dirty = false;
 	q->idx[q->n++] = (struct ent){.ctr = ctr, .len = (uint32_t)len, .topic = (uint8_t)topic};
-	raise_floor(q, ctr);
 	return MT_OK;
 }
 
@@ -837,9 +836,8 @@ enum mt_err mt_dq_ack(struct mt_dq *q, const uint64_t (*ranges)[2], size_t n, si
 	for (size_t r = 0; r < n; r++) {
 		uint64_t first = ranges[r][0], last = ranges[r][1];
 
-		for (size_t i = lower_bound(q, first); i < q->n && first <= last &&
-		                                       q->idx[i].ctr <= last;
-		     i++)
+		for (size_t i = lower_bound(q, first);
+		     i < q->n && first <= last && q->idx[i].ctr <= last; i++)
 			q->idx[i].gone = 1;
 	}
 	for (size_t i = 0; i < q->n; i++) {

@@ -45,11 +45,15 @@ enum mt_dq_topic {
 
 struct mt_dq;
 
-#define MT_DQ_MAX_LEN 65536                /* largest packet (protocol §5, stage 1) */
-#define MT_DQ_MAX_PACKETS (UINT64_C(1) << 20) /* largest max_packets */
-#define MT_DQ_BAD_KEEP 64                   /* damaged files kept in bad/ */
-#define MT_CTR_LIMIT ((UINT64_C(1) << 63) - 1) /* last counter (§5: ctr < 2^63) */
-#define MT_CTR_MAX_BLOCK (UINT64_C(1) << 20)   /* largest block (§5 counter jump) */
+/* Bounds: the largest packet (protocol §5, stage 1), the largest
+ * max_packets, the damaged files kept in bad/, the last counter (§5: ctr
+ * < 2^63) and the largest counter block (a restart skips less than one
+ * block, far below the hub's counter-jump alarm of 2^20, §5 stage 13). */
+#define MT_DQ_MAX_LEN 65536
+#define MT_DQ_MAX_PACKETS (UINT64_C(1) << 20)
+#define MT_DQ_BAD_KEEP 64
+#define MT_CTR_LIMIT ((UINT64_C(1) << 63) - 1)
+#define MT_CTR_MAX_BLOCK (UINT64_C(1) << 20)
 
 /* Open (creating, mode 0700) the queue in directory `dir` (its parent must
  * exist); loads the index of what is queued, removing temporary leftovers

@@ -374,6 +374,7 @@ enum mt_err mt_store_open(const char *path, struct mt_kek *kek, struct mt_store 
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	sqlite3_extended_result_codes(s->db, 1); /* SQLITE_CONSTRAINT_UNIQUE: a duplicate */
 	/* journal_mode answers with a row: the mode now in force. */
 	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW ||

@@ -132,18 +132,6 @@ except ImportError:  # reported in __main__
     mqtt = None
 
 
-def sanitizer_build():
-    try:
-        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
-            cache = f.read()
-    except OSError:
-        return None
-    if not re.search(r"^MT_SANITIZE:BOOL=ON$", cache, re.M):
-        return None
-    cc = re.search(r"^CMAKE_C_COMPILER:[A-Z]*=(.*)$", cache, re.M)
-    return cc.group(1) if cc else "gcc"
-
-
 def engine_env(d):
     """The environment for OpenSSL's pkcs11 engine over the hub's token: an
     OpenSSL configuration that points the engine straight at SoftHSM2.
@@ -161,26 +149,10 @@ def engine_env(d):
 
 def broker_env(d):
     """The environment of mosquitto: the engine's (engine_env), and in the
-    sanitizer build the ASan runtime preloaded."""
+    sanitizer build the ASan runtime preloaded (U.asan_preload_env)."""
     env = engine_env(d)
-    cc = sanitizer_build()
-    if cc:
-        rt = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True,
-                            text=True).stdout.strip()
-        if not os.path.isabs(rt) or not os.path.exists(rt):
-            raise RuntimeError("sanitizer build, but %s has no libasan.so to preload" % cc)
-        env["LD_PRELOAD"] = rt
-        env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=0"
-        env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+    env.update(U.asan_preload_env(BUILD))
     return env
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ---- certificates made by the test ------------------------------------------
@@ -283,7 +255,7 @@ class Broker:
     def start(self):
         """Start and wait until it listens; RuntimeError if it does not."""
         for _ in range(3):
-            self.port = free_port()
+            self.port = U.free_port()
             self.write_conf(self.port)
             logf = open(self.logpath, "wb")
             self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=logf,
@@ -308,7 +280,7 @@ class Broker:
 
     def run_to_exit(self, timeout=15):
         """Start a broker that should refuse to start: (exit status, log)."""
-        self.write_conf(free_port())
+        self.write_conf(U.free_port())
         with open(self.logpath, "wb") as logf:
             p = subprocess.run([MOSQUITTO, "-c", self.conf], stdout=logf,
                                stderr=subprocess.STDOUT, env=broker_env(self.d),
@@ -888,7 +860,7 @@ class InitWrittenBroker(unittest.TestCase):
     0600 in a 0700 directory."""
 
     def test_init_broker_configuration_runs(self):
-        port = free_port()
+        port = U.free_port()
         d = U.Deployment("mt-broker-init-", (), ["--broker-port", str(port),
                                                  "--broker-plugin", PLUGIN])
         proc = None

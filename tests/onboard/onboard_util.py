@@ -11,6 +11,8 @@ Environment: MEDTRUST_BIN (the CLI; medtrustd is looked for next to it and
 in MT_BUILD_DIR).  MT_KEEP_TMP=1 keeps each class's temporary directory.
 """
 import base64
+import re
+import socket
 import json
 import os
 import shutil
@@ -47,6 +49,41 @@ def missing_tools():
         if shutil.which(t) is None:
             return "%s missing" % t
     return None
+
+
+def sanitizer_build(build):
+    """The C compiler of `build` when it is a sanitizer build, else None."""
+    try:
+        with open(os.path.join(build, "CMakeCache.txt")) as f:
+            cache = f.read()
+    except OSError:
+        return None
+    if not re.search(r"^MT_SANITIZE:BOOL=ON$", cache, re.M):
+        return None
+    cc = re.search(r"^CMAKE_C_COMPILER:[A-Z]*=(.*)$", cache, re.M)
+    return cc.group(1) if cc else "gcc"
+
+
+def asan_preload_env(build):
+    """What mosquitto needs to load our plugin from a sanitizer build: the
+    ASan runtime preloaded ({} for a normal build)."""
+    cc = sanitizer_build(build)
+    if not cc:
+        return {}
+    rt = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True,
+                        text=True).stdout.strip()
+    if not os.path.isabs(rt) or not os.path.exists(rt):
+        raise RuntimeError("sanitizer build, but %s has no libasan.so to preload" % cc)
+    return {"LD_PRELOAD": rt, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def clean_env(extra=None):

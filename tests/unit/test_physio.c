@@ -482,6 +482,8 @@ static void test_stable_news2_low(void **state)
 
 /* ---- sepsis ------------------------------------------------------------------------ */
 
+static uint64_t sepsis_readings, sepsis_out, sbp_readings, sbp_out;
+
 /* Run a septic bedside patient; return the device ms from start after which
  * NEWS2 never fell below 7 again (UINT64_MAX: never reached), and check
  * that it scored ≤ 1 before the onset began. */
@@ -495,13 +497,27 @@ static uint64_t sepsis_run(uint64_t seed, double scale, uint32_t delay_s, uint32
 	mt_physio_init(&p, MT_PHYSIO_SEPSIS, MT_PHYSIO_BEDSIDE, seed, scale, T0);
 	if (dur_s)
 		mt_physio_set_onset(&p, delay_s, dur_s);
-	double delay = p.sepsis.delay_s;
+	double delay = p.sepsis.delay_s, done = p.sepsis.delay_s + p.sepsis.dur_s;
+	bool cold = p.sepsis.temp < 37;
 	for (uint64_t at = T0; at < T0 + run_ms; at += tick_ms) {
 		(void)tick(&p, at, obs, &s);
 		int score = news2(&s);
 		double sim_s = (double)(at - T0) / 1000 * scale;
 		if (sim_s < delay)
 			assert_true(score <= 1);
+		if (sim_s >= done) {
+			/* the septic ranges of docs/simulator.md */
+			sepsis_readings++;
+			sepsis_out += !(s.v[I_HR] >= 115 && s.v[I_HR] <= 135);
+			sepsis_out += !(s.v[I_RESP] >= 24 && s.v[I_RESP] <= 30);
+			sepsis_out += !(s.v[I_SPO2] >= 92 && s.v[I_SPO2] <= 94);
+			sepsis_out += cold ? !(s.v[I_TEMP] >= 35.0 && s.v[I_TEMP] <= 36.0 + 1e-9)
+			                   : !(s.v[I_TEMP] >= 38.8 - 1e-9 && s.v[I_TEMP] <= 39.8 + 1e-9);
+			if (s.now & (1u << I_SYS)) {
+				sbp_readings++;
+				sbp_out += !(s.v[I_SYS] >= 85 && s.v[I_SYS] <= 95);
+			}
+		}
 		if (score >= 7) {
 			if (high_since == UINT64_MAX)
 				high_since = at - T0;
@@ -526,6 +542,14 @@ static void test_sepsis_news2_high(void **state)
 			fail_msg("seed %llu: NEWS2 ≥ 7 only from %llu ms", (unsigned long long)seed,
 			         (unsigned long long)since);
 	}
+	/* after the onset, readings in the septic ranges (4 quantities a tick,
+	 * SBP per NIBP cycle), allowing the tails of the noise */
+	assert_true(sepsis_readings > 20 * 2000);
+	if (sepsis_out * 100 > sepsis_readings * 4 * 2)
+		fail_msg("%llu of %llu septic readings out of range", (unsigned long long)sepsis_out,
+		         (unsigned long long)sepsis_readings * 4);
+	assert_true(sbp_readings >= 20 * 8);
+	assert_true(sbp_out * 100 <= sbp_readings * 5);
 	/* accelerated ×30: the same within two minutes of device time */
 	for (uint64_t seed = 1; seed <= 10; seed++) {
 		uint64_t since = sepsis_run(seed, 30, 0, 0, 10 * UINT64_C(60000), 1000);
@@ -539,30 +563,44 @@ static void test_sepsis_news2_high(void **state)
 
 /* ---- hypoxia -------------------------------------------------------------------------- */
 
-static void hypoxia_run(enum mt_physio_class c, uint64_t seed, double hr_rise)
+/* A day of hypoxia.  hr_rise > 0 and nadir > 0 reach into the model and
+ * override what each episode drew: a heart rate pushed over 140, or a
+ * nadir that hovers around the 85 % limit so that noise crosses it again
+ * and again (the hysteresis must keep that to one alarm). */
+static void hypoxia_run(enum mt_physio_class c, uint64_t seed, double hr_rise, double nadir)
 {
 	static struct mt_physio_patient p;
 	struct mt_obs obs[MT_PHYSIO_OBS_MAX];
 	struct seen s = {0};
-	unsigned episodes = 0, spo2_alarms = 0, hr_alarms = 0;
-	bool in_episode = false;
+	unsigned episodes = 0, spo2_alarms = 0, hr_alarms = 0, below85 = 0, crossings = 0;
+	bool in_episode = false, ep_below85 = false;
+	double prev_spo2 = 100;
 	double hr_in = 0, hr_all = 0, min_spo2 = 100;
 	unsigned n_in = 0, n_all = 0;
 	mt_physio_init(&p, MT_PHYSIO_HYPOXIA, c, seed, 1, T0);
 	unsigned i_rate = c == MT_PHYSIO_BEDSIDE ? I_HR : I_PULSE;
 	for (uint64_t at = T0; at < T0 + DAY_MS; at += TICK_MS) {
 		if (hr_rise > 0)
-			p.hyp.hr_rise = hr_rise; /* reach into the model: push HR over 140 */
+			p.hyp.hr_rise = hr_rise;
+		if (nadir > 0)
+			p.hyp.nadir = nadir;
 		(void)tick(&p, at, obs, &s);
 		double spo2 = s.v[I_SPO2];
 		if (spo2 < min_spo2)
 			min_spo2 = spo2;
 		if (!in_episode && spo2 < 88) {
 			in_episode = true;
+			ep_below85 = false;
 			episodes++;
 		} else if (in_episode && spo2 >= 94) {
 			in_episode = false;
 		}
+		if (spo2 < 85 && !ep_below85) {
+			ep_below85 = true;
+			below85++;
+		}
+		crossings += spo2 < 85 && prev_spo2 >= 85;
+		prev_spo2 = spo2;
 		if (spo2 < 88) {
 			hr_in += s.v[i_rate];
 			n_in++;
@@ -592,8 +630,18 @@ static void hypoxia_run(enum mt_physio_class c, uint64_t seed, double hr_rise)
 	if (episodes < 30 || episodes > 120)
 		fail_msg("%u episodes", episodes);
 	assert_int_equal(episodes, p.hyp.episodes);
-	/* one alarm per episode: edge-triggered, with hysteresis */
-	assert_int_equal(spo2_alarms, episodes);
+	/* one alarm per episode that went below the limit, however often the
+	 * reading crossed it: edge-triggered, with hysteresis */
+	assert_int_equal(spo2_alarms, below85);
+	if (nadir > 0) {
+		if (crossings < spo2_alarms + 20)
+			fail_msg("%u crossings, %u alarms: hysteresis not exercised", crossings,
+			         spo2_alarms);
+	} else {
+		assert_int_equal(below85, episodes); /* every episode reaches 80–84 % */
+		assert_int_equal(crossings, episodes);
+	}
+	assert_true(below85 >= episodes / 2);
 	assert_true(min_spo2 >= 80);
 	/* the heart compensates */
 	assert_true(hr_in / n_in >= hr_all / n_all + 10);
@@ -607,12 +655,15 @@ static void test_hypoxia_episodes(void **state)
 {
 	(void)state;
 	for (uint64_t seed = 1; seed <= 4; seed++) {
-		hypoxia_run(MT_PHYSIO_BEDSIDE, seed, 0);
-		hypoxia_run(MT_PHYSIO_WEARABLE, seed, 0);
+		hypoxia_run(MT_PHYSIO_BEDSIDE, seed, 0, 0);
+		hypoxia_run(MT_PHYSIO_WEARABLE, seed, 0, 0);
 	}
 	/* the heart-rate alarm, edge-triggered the same way */
-	hypoxia_run(MT_PHYSIO_BEDSIDE, 9, 90);
-	hypoxia_run(MT_PHYSIO_WEARABLE, 9, 90);
+	hypoxia_run(MT_PHYSIO_BEDSIDE, 9, 90, 0);
+	hypoxia_run(MT_PHYSIO_WEARABLE, 9, 90, 0);
+	/* a nadir hovering at the limit: many crossings, one alarm each episode */
+	hypoxia_run(MT_PHYSIO_BEDSIDE, 10, 0, 84.6);
+	hypoxia_run(MT_PHYSIO_WEARABLE, 10, 0, 84.6);
 }
 
 /* ---- dropout ------------------------------------------------------------------------ */
