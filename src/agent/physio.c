@@ -249,15 +249,15 @@ void mt_physio_init(struct mt_physio_patient *p, enum mt_physio_scenario s,
 	drift_init(&p->q[MT_PHYSIO__GLU], r, 90, 120, 8, 15, 3600);
 
 	/* Sepsis targets.  With the drift damped to 40 % and the noise bounded,
-	 * a septic reading stays within HR 117–131, RR 24–29, SpO2 92–95, SBP
+	 * a septic reading stays within HR 117–131, RR 24–29, SpO2 92–94, SBP
 	 * 84–95, temperature 38.9–39.7 (or 35.2–36.0): even the worst corner
-	 * scores NEWS2 RR 2 + SpO2 1 + SBP 2 + HR 2 + temperature 1 = 8. */
+	 * scores NEWS2 RR 2 + SpO2 2 + SBP 2 + HR 2 + temperature 1 = 9. */
 	p->sepsis.delay_s = 300;
 	p->sepsis.dur_s = rng_uni(r, 1200, 2400);
 	p->sepsis.hr = rng_uni(r, 122, 126);
 	p->sepsis.rr = rng_uni(r, 25.5, 27.5);
-	p->sepsis.spo2 = rng_uni(r, 92.6, 93.4);
-	p->sepsis.sbp = rng_uni(r, 96, 100);
+	p->sepsis.spo2 = rng_uni(r, 92.8, 93.2);
+	p->sepsis.sbp = rng_uni(r, 88, 91);
 	p->sepsis.dbp = rng_uni(r, 50, 58);
 	p->sepsis.temp = rng_unit(r) < 0.2 ? rng_uni(r, 35.4, 35.8) : rng_uni(r, 39.1, 39.5);
 	p->sepsis.glu = rng_uni(r, 160, 220);

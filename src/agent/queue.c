@@ -28,7 +28,10 @@
  * file "dropped" (magic "MTD1", count u64 BE, victim counter u64 BE, the
  * first 8 bytes of SHA-256 over those) is replaced durably — temporary
  * file, fsync, rename, directory fsync — naming the new count and the
- * victim, and only then is the victim's file unlinked.  Open finishes an
+ * victim (none for a routine packet dropped before it was written, when
+ * only alerts are queued), and only then is the victim's file unlinked.
+ * The new packet is already synced under its temporary name by then and
+ * is renamed into place last.  Open finishes an
  * interrupted drop by unlinking the victim named in the record if it is
  * still there.  A victim's counter never comes back (puts must be above
  * it), so the roll-forward can only ever remove the packet it was meant
@@ -41,10 +44,12 @@
  * and the hub's replay window absorbs the duplicate).
  *
  * In memory the queue keeps a sorted index (counter, topic, length) of at
- * most 2 × max_packets entries and two buffers of one largest file each
- * (one for reading, one for writing, so a walk's callback may put); the
- * packet path allocates nothing.  The directory is flock()ed so that two
- * processes never share a queue.
+ * most 2 × max_packets entries (more only when a reopen with a smaller
+ * bound finds more alerts than that; never over 2 × MT_DQ_MAX_PACKETS)
+ * and two buffers of one largest file each (one for reading, one for
+ * writing, so a walk's callback may put); put, walk and ack allocate
+ * nothing of their own.  The directory is flock()ed so that two processes
+ * never share a queue.
  *
  * The counter file holds the exclusive end of the reserved block: "MTC1",
  * end (u64 BE), the first 8 bytes of SHA-256 over those — 20 bytes, written
@@ -560,7 +565,9 @@ static enum mt_err index_add(struct mt_dq *q, const struct ent *e)
 		size_t cap = q->cap * 2;
 		struct ent *p;
 
-		if (cap < q->cap || cap > SIZE_MAX / sizeof *p)
+		/* Only a reopen with a smaller bound gets here; files beyond any
+		 * bound ever allowed are not a queue this code wrote. */
+		if (cap > 2 * (size_t)MT_DQ_MAX_PACKETS || cap > SIZE_MAX / sizeof *p)
 			return MT_ERR_NOMEM;
 		p = realloc(q->idx, cap * sizeof *p);
 		if (p == NULL)

@@ -63,7 +63,8 @@ struct mt_dq;
  * and counted now.  One process at a time: the directory is locked
  * (flock) until mt_dq_close.  The queue is not thread-safe; the caller
  * serialises calls.  `max_packets` is 1..MT_DQ_MAX_PACKETS.  Errors:
- * MT_ERR_IO (also: the queue is open elsewhere), MT_ERR_NOMEM, MT_ERR_ARG. */
+ * MT_ERR_IO (also: the queue is open elsewhere), MT_ERR_NOMEM (also: more
+ * than 2 × MT_DQ_MAX_PACKETS packet files), MT_ERR_ARG. */
 MT_NODISCARD enum mt_err mt_dq_open(const char *dir, size_t max_packets, struct mt_dq **out);
 void mt_dq_close(struct mt_dq *q);
 
@@ -87,8 +88,10 @@ MT_NODISCARD enum mt_err mt_dq_put(struct mt_dq *q, uint64_t ctr, enum mt_dq_top
 /* Remove every queued packet whose counter lies in one of the ranges
  * ([first, last], inclusive; any order, overlaps allowed, counters never
  * queued ignored — a forged or stale receipt can release nothing the hub
- * did not resolve, and the receipt was authenticated before this call).
- * *removed (may be NULL) says how many.  Errors: MT_ERR_IO. */
+ * did not resolve, and the receipt was authenticated before this call;
+ * a range with first > last is ignored).  One directory fsync per call.
+ * *removed (may be NULL) says how many.  Errors: MT_ERR_IO, MT_ERR_ARG
+ * (ranges NULL with n > 0). */
 MT_NODISCARD enum mt_err mt_dq_ack(struct mt_dq *q, const uint64_t (*ranges)[2], size_t n,
                                    size_t *removed);
 

@@ -104,8 +104,11 @@ static const char *actor(char *buf, size_t cap)
 }
 
 /* Open the deployment, its audit chain and a store connection; on failure
- * print why and return false (what was opened is closed). */
-static bool open_all(const char *conf, struct mt_deploy **d, struct mt_store **s, bool *audit_ok)
+ * print why and return the error (*audit_ok says whether the audit chain
+ * is open, so that the failure can still be recorded; the caller closes
+ * what was opened). */
+static enum mt_err open_all(const char *conf, struct mt_deploy **d, struct mt_store **s,
+                            bool *audit_ok)
 {
 	char why[512] = "";
 	enum mt_err e = mt_deploy_open(conf, d, why, sizeof why);
@@ -115,12 +118,12 @@ static bool open_all(const char *conf, struct mt_deploy **d, struct mt_store **s
 	if (e != MT_OK) {
 		*d = NULL;
 		fprintf(stderr, "error: opening the deployment: %s\n", why[0] ? why : mt_err_str(e));
-		return false;
+		return e;
 	}
 	e = mt_deploy_open_audit(*d);
 	if (e != MT_OK) {
 		fprintf(stderr, "error: opening the audit chain: %s\n", mt_err_str(e));
-		return false;
+		return e;
 	}
 	*audit_ok = true;
 	e = mt_deploy_open_store(*d, s);
@@ -131,9 +134,8 @@ static bool open_all(const char *conf, struct mt_deploy **d, struct mt_store **s
 			path[0] = '\0';
 		fprintf(stderr, "error: opening the readings store %s: %s\n", path, mt_err_str(e));
 		*s = NULL;
-		return false;
 	}
-	return true;
+	return e;
 }
 
 static enum mt_err audit(struct mt_deploy *d, const char *action, const char *subject,
@@ -206,7 +208,7 @@ static bool parse_selector(const char *t, int64_t *first, int64_t *last)
 int mt_cli_verify_record(int argc, char **argv)
 {
 	const char *cmd = "verify-record", *conf = NULL, *selector;
-	bool all = false, audit_open = false;
+	bool all = false, single = false, audit_open = false;
 	const struct mt_cli_opt opts[] = {{"config", 'c', MT_CLI_VALUE, &conf, NULL},
 	                                  {"all", 0, MT_CLI_FLAG_ONCE, NULL, &all},
 	                                  {NULL, 0, MT_CLI_VALUE, NULL, NULL}};
@@ -229,15 +231,15 @@ int mt_cli_verify_record(int argc, char **argv)
 		if (argc - first_pos != 1)
 			return mt_cli__usage(cmd, verify_usage, "give one ID, FIRST-LAST or --all");
 		selector = argv[first_pos];
+		single = strchr(selector, '-') == NULL;
 		if (!parse_selector(selector, &first, &last))
 			return mt_cli__usage(cmd, verify_usage,
 			                     "'%s' is neither a record id nor FIRST-LAST (ids from 1)",
 			                     selector);
 	}
-	if (!open_all(conf, &d, &v.s, &audit_open)) {
-		e = MT_ERR_STORE_DB;
+	e = open_all(conf, &d, &v.s, &audit_open);
+	if (e != MT_OK)
 		goto done;
-	}
 	e = mt_cert_from_pem_file(mt_deploy_get(d, "ca_cert"), &ca);
 	if (e != MT_OK) {
 		fprintf(stderr, "error: reading the operator CA certificate %s: %s\n",
@@ -246,7 +248,7 @@ int mt_cli_verify_record(int argc, char **argv)
 	}
 	v.reg = d->reg;
 	v.ca = ca;
-	if (!all && first == last)
+	if (single)
 		e = verify_one(&v, first); /* a named record that is missing fails */
 	else
 		e = mt_store_reading_ids(v.s, first, last, verify_one, &v);
@@ -337,6 +339,7 @@ static int patient_add(int argc, char **argv)
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
+	rc = MT_EXIT_OK;
 	if (name == NULL || mrn == NULL || ward == NULL)
 		return mt_cli__usage(cmd, patient_usage, "--name, --mrn and --ward are required");
 	if (!field_ok(name, MT_STORE_TEXT_MAX, false))
@@ -363,8 +366,8 @@ static int patient_add(int argc, char **argv)
 	memcpy(p->ward, ward, strlen(ward));
 	if (bed != NULL)
 		memcpy(p->bed, bed, strlen(bed));
-	if (!open_all(conf, &d, &s, &audit_open)) {
-		e = MT_ERR_STORE_DB;
+	e = open_all(conf, &d, &s, &audit_open);
+	if (e != MT_OK) {
 		rc = MT_EXIT_ERROR;
 	} else {
 		e = mt_store_patient_add(s, p, &id);
@@ -409,7 +412,8 @@ static int patient_list(int argc, char **argv)
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
-	if (!open_all(conf, &d, &s, &audit_open)) {
+	rc = MT_EXIT_OK;
+	if (open_all(conf, &d, &s, &audit_open) != MT_OK) {
 		rc = MT_EXIT_ERROR;
 		goto out;
 	}
@@ -492,14 +496,15 @@ static int patient_assign(int argc, char **argv)
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
+	rc = MT_EXIT_OK;
 	if (!mt_device_id_valid(pos[0], strlen(pos[0])))
 		return mt_cli__usage(cmd, patient_usage, "'%s' is not a device id", pos[0]);
 	if (!mt_cli__parse_u64(pos[1], &pid) || pid > (uint64_t)INT64_MAX)
 		return mt_cli__usage(cmd, patient_usage, "'%s' is not a patient id (0 unassigns)",
 		                     pos[1]);
-	if (!open_all(conf, &d, &s, &audit_open)) {
+	e = open_all(conf, &d, &s, &audit_open);
+	if (e != MT_OK) {
 		rc = MT_EXIT_ERROR;
-		e = MT_ERR_STORE_DB;
 		goto audit_it;
 	}
 	e = mt_registry_device(d->reg, pos[0], &rec);

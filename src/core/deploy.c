@@ -9,6 +9,11 @@
  * registry, never patched), and it is replaced atomically, so a reader
  * (the broker, openssl, a device) sees the old CRL or the new one, never
  * half of one.
+ *
+ * The readings store (mt_store.h) is opened here too, because it needs
+ * the deployment's KEK: the KEK is opened once and kept, and every call
+ * of mt_deploy_open_store gives a new connection (the hub holds a writer
+ * and a reader) on data_path, by default data.db beside db_path.
  */
 #define _POSIX_C_SOURCE 200809L
 

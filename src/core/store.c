@@ -47,8 +47,8 @@
  * added to at commit (one UPDATE), so two writers on one database share
  * the bound.  Unwrapped DEKs are cached in memory by id (at most
  * DEK_CACHE, least recently used evicted and wiped) and wiped at close.  A
- * DEK made in a transaction that rolls back is evicted with it, because
- * its id may be given to another key by the next insert.
+ * rollback empties the cache: a DEK made in the rolled-back transaction
+ * is gone, and its id may be given to another key by the next insert.
  *
  * Transactions.  mt_store_begin is BEGIN IMMEDIATE, so the write lock is
  * taken up front and a busy database is reported at once
@@ -639,13 +639,14 @@ static void tx_reset(struct mt_store *s)
 	s->cur_rows = s->tx_rows = 0;
 }
 
-/* ROLLBACK and forget the DEKs this transaction made. */
+/* ROLLBACK and forget the cached DEKs: those this transaction made are
+ * gone with it (a DEK made here and evicted, then read back from the
+ * transaction's own rows, is no longer marked as made here, so the whole
+ * cache goes; rollbacks are rare and a DEK unwraps again on first use). */
 static void tx_abort(struct mt_store *s)
 {
 	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	for (size_t i = 0; i < DEK_CACHE; i++)
-		if (s->deks[i].pending)
-			OPENSSL_cleanse(&s->deks[i], sizeof s->deks[i]);
+	OPENSSL_cleanse(s->deks, sizeof s->deks);
 	tx_reset(s);
 }
 

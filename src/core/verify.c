@@ -62,6 +62,7 @@ static enum mt_err judge(struct mt_registry *reg, const struct mt_cert *ca,
 		v = MT_ERR_PKI_UNTRUSTED;
 		mt_say(why, why_cap, "certificate %s is not in the registry%s", row->cert_serial,
 		       e == MT_ERR_PKI_FORMAT ? " as a valid certificate" : "");
+		e = MT_OK;
 		goto out;
 	}
 	if (e != MT_OK)

@@ -61,6 +61,7 @@
 #define BUDGET_RATE 20.0         /* refusals per second a device may cost */
 #define BUDGET_BURST 200.0
 #define STORE_RETRY_MS 200u      /* pause after a failed commit */
+#define LAT_MAX_MS 60000u        /* latency histogram: 1 ms buckets up to a minute */
 
 enum stage_ix { N_STAGES = 16 };
 
@@ -180,6 +181,8 @@ struct mt_ingest {
 	char client_id[80];
 	_Atomic bool connected, stopping;
 	_Atomic uint64_t counts[MT_IC_N];
+	_Atomic uint32_t *lat;       /* [LAT_MAX_MS + 1] ts→commit, committer writes */
+	char disk_full_flag[256];    /* test fail point: commits fail while it exists */
 
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond;
@@ -695,6 +698,8 @@ static enum mt_err commit_group(struct mt_ingest *g, struct done **ds, size_t n,
 	enum mt_err e;
 
 	fail_point(g, 1);
+	if (g->disk_full_flag[0] != '\0' && access(g->disk_full_flag, F_OK) == 0)
+		return MT_ERR_STORE_FULL; /* test fail point: the disk is "full" */
 	e = mt_store_begin(g->store);
 	if (e != MT_OK)
 		return e;
@@ -851,6 +856,11 @@ static void *committer_main(void *arg)
 				switch (v[i]) {
 				case V_STORED:
 					count(g, MT_IC_STORED, 1);
+					atomic_fetch_add(&g->lat[t > d->ts_ms ? (t - d->ts_ms > LAT_MAX_MS
+					                                                 ? LAT_MAX_MS
+					                                                 : t - d->ts_ms)
+					                                      : 0],
+					                 1);
 					if (d->flags & MT_STORE_SKEWED) {
 						count(g, MT_IC_SKEWED, 1);
 						fprintf(stderr, "medtrustd: TECHNICAL ALARM: %s clock ahead "
@@ -1161,6 +1171,12 @@ static void parse_fail_point(struct mt_ingest *g)
 
 	if (fp == NULL || (colon = strchr(fp, ':')) == NULL)
 		return;
+	if (strncmp(fp, "disk_full:", 10) == 0) {
+		(void)snprintf(g->disk_full_flag, sizeof g->disk_full_flag, "%s", fp + 10);
+		fprintf(stderr, "medtrustd: TEST FAIL POINT ARMED: commits fail as disk full while "
+		                "%s exists\n", g->disk_full_flag);
+		return;
+	}
 	for (int i = 0; i < 4; i++)
 		if (strlen(names[i]) == (size_t)(colon - fp) &&
 		    strncmp(fp, names[i], (size_t)(colon - fp)) == 0) {
@@ -1201,6 +1217,11 @@ enum mt_err mt_ingest_start(const struct mt_ingest_opts *o, struct mt_ingest **o
 	if (g == NULL)
 		return MT_ERR_NOMEM;
 	g->o = *o;
+	g->lat = calloc(LAT_MAX_MS + 1, sizeof *g->lat);
+	if (g->lat == NULL) {
+		free(g);
+		return MT_ERR_NOMEM;
+	}
 	pthread_mutex_init(&g->qlock, NULL);
 	pthread_cond_init(&g->qcond, NULL);
 	pthread_mutex_init(&g->klock, NULL);
@@ -1352,7 +1373,27 @@ void mt_ingest_stop(struct mt_ingest *g)
 	pthread_mutex_destroy(&g->klock);
 	pthread_mutex_destroy(&g->dlock);
 	pthread_cond_destroy(&g->dcond);
+	free((void *)g->lat);
 	free(g);
+}
+
+uint64_t mt_ingest_latency_ms(struct mt_ingest *g, double q)
+{
+	uint64_t total = 0, want, run = 0;
+
+	for (uint32_t i = 0; i <= LAT_MAX_MS; i++)
+		total += atomic_load(&g->lat[i]);
+	if (total == 0)
+		return 0;
+	want = (uint64_t)(q * (double)total + 0.999999);
+	if (want == 0)
+		want = 1;
+	for (uint32_t i = 0; i <= LAT_MAX_MS; i++) {
+		run += atomic_load(&g->lat[i]);
+		if (run >= want)
+			return i;
+	}
+	return LAT_MAX_MS;
 }
 
 void mt_ingest_counts(struct mt_ingest *g, uint64_t out[MT_IC_N], bool *connected)
