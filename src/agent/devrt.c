@@ -655,6 +655,26 @@ void mt_devrt_service(struct mt_devrt *rt, bool readable, bool writable, uint64_
 		resend_step(rt, now);
 }
 
+enum mt_err mt_devrt_publish_raw(struct mt_devrt *rt, const char *leaf, const uint8_t *pkt,
+                                 size_t len)
+{
+	char topic[MT_MQTT_TOPIC_MAX + 64];
+
+	if (!rt->connected || len > INT32_MAX ||
+	    (size_t)snprintf(topic, sizeof topic, "mt/v1/%s/up/%s", rt->id, leaf) >= sizeof topic)
+		return MT_ERR_IO;
+	if (mosquitto_publish_v5(rt->mq, NULL, topic, (int)len, pkt, 1, false, NULL) !=
+	    MOSQ_ERR_SUCCESS)
+		return MT_ERR_IO;
+	rt->st.published++;
+	return MT_OK;
+}
+
+bool mt_devrt_connected(const struct mt_devrt *rt)
+{
+	return rt->connected;
+}
+
 void mt_devrt_stats(const struct mt_devrt *rt, struct mt_devrt_stats *s)
 {
 	*s = rt->st;

@@ -96,6 +96,14 @@ MT_NODISCARD enum mt_err mt_devrt_alert(struct mt_devrt *rt, uint64_t code, unsi
 void mt_devrt_set_battery(struct mt_devrt *rt, unsigned battery);
 void mt_devrt_stats(const struct mt_devrt *rt, struct mt_devrt_stats *s);
 
+/* Publish `len` bytes as they are on mt/v1/<id>/up/<leaf> (QoS 1), outside
+ * the queue — for `medtrust-device inject`, the attacker's-side test tool
+ * (a device whose key was stolen can send anything).  Errors: MT_ERR_IO
+ * (not connected, or the client refused). */
+MT_NODISCARD enum mt_err mt_devrt_publish_raw(struct mt_devrt *rt, const char *leaf,
+                                              const uint8_t *pkt, size_t len);
+bool mt_devrt_connected(const struct mt_devrt *rt);
+
 /* Seal what is batched now (at stop, so that nothing taken is lost). */
 MT_NODISCARD enum mt_err mt_devrt_flush(struct mt_devrt *rt, uint64_t now_ms);
 

@@ -43,12 +43,15 @@
 
 #include "agent.h"
 #include "fleet.h"
+#include "inject.h"
 
 static const char usage[] =
         "usage: medtrust-device run --device DIR --hub URL --hub-ca FILE [--once] "
         "[--renew-now] [--timeout S] [OPTIONS]\n"
         "       medtrust-device sim --fleet DIR --hub URL --hub-ca FILE [--devices N] "
         "[OPTIONS]\n"
+        "       medtrust-device inject --device DIR --hub URL --hub-ca FILE [--broker URL] "
+        "[--leaf LEAF] [--wait S] [--repeat N] FILE...\n"
         "options: --scenario NAME (stable sepsis hypoxia dropout low-battery mixed)\n"
         "         --rate PER_MIN (samples per device per minute, default 60)\n"
         "         --batch-ms MS (default 5000)  --status-ms MS (default 60000)\n"
@@ -184,19 +187,23 @@ int main(int argc, char **argv)
 	        {"ecg", no_argument, NULL, 'E'},           {"broker", required_argument, NULL, 'B'},
 	        {"duration", required_argument, NULL, 'D'}, {"ledger", required_argument, NULL, 'L'},
 	        {"stats-s", required_argument, NULL, 'T'}, {"drain", no_argument, NULL, 'Z'},
+	        {"leaf", required_argument, NULL, 'l'},    {"wait", required_argument, NULL, 'w'},
+	        {"repeat", required_argument, NULL, 'P'},
 	        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
 	};
 	const char *dir = NULL, *fleet = NULL;
 	struct mt_agent_opts ao = {0};
 	struct mt_fleet_opts fo = {0};
 	uint64_t v, n_devices = 0, rate = 60;
-	bool once = false, renew = false, sim;
+	bool once = false, renew = false, sim, inject;
+	struct mt_inject_opts io = {.leaf = "vitals", .wait_s = 3, .repeat = 1};
 	char **dirs = NULL;
 	size_t n = 0;
 	struct sigaction sa;
 	int c, rc;
 
-	if (argc < 2 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "sim") != 0)) {
+	if (argc < 2 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "sim") != 0 &&
+	                 strcmp(argv[1], "inject") != 0)) {
 		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 			fputs(usage, stdout);
 			return 0;
@@ -205,6 +212,7 @@ int main(int argc, char **argv)
 		return 64;
 	}
 	sim = strcmp(argv[1], "sim") == 0;
+	inject = strcmp(argv[1], "inject") == 0;
 	fo.scenario = sim ? MT_PHYSIO_MIXED : MT_PHYSIO_STABLE;
 	fo.time_scale = 1.0;
 	if (RAND_bytes((unsigned char *)&fo.seed, sizeof fo.seed) != 1)
@@ -233,6 +241,9 @@ int main(int argc, char **argv)
 		case 'D': ok = parse_u64(optarg, 365u * 86400u, &v); fo.duration_s = (uint32_t)v; break;
 		case 'L': fo.ledger_dir = optarg; break;
 		case 'Z': fo.drain = true; break;
+		case 'l': io.leaf = optarg; break;
+		case 'w': ok = parse_u64(optarg, 600, &v); io.wait_s = (unsigned)v; break;
+		case 'P': ok = parse_u64(optarg, 1000000, &v) && v > 0; io.repeat = (unsigned)v; break;
 		case 'T': ok = parse_u64(optarg, 86400, &v) && v > 0; fo.stats_s = (uint32_t)v; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: ok = false; break;
@@ -242,6 +253,20 @@ int main(int argc, char **argv)
 			        usage);
 			return 64;
 		}
+	}
+	if (inject) {
+		if (dir == NULL || ao.hub_url == NULL || ao.hub_ca == NULL || optind == argc) {
+			fputs(usage, stderr);
+			return 64;
+		}
+		signal(SIGPIPE, SIG_IGN);
+		io.dir = dir;
+		io.hub_url = ao.hub_url;
+		io.hub_ca = ao.hub_ca;
+		io.broker = fo.broker;
+		io.files = (const char *const *)&argv[optind];
+		io.n_files = (size_t)(argc - optind);
+		return mt_inject_run(&io);
 	}
 	if (optind != argc || ao.hub_url == NULL || ao.hub_ca == NULL ||
 	    strncmp(ao.hub_url, "https://", 8) != 0 || (sim ? fleet == NULL : dir == NULL) ||

@@ -77,6 +77,7 @@ static const char *const count_names[MT_IC_N] = {
         [MT_IC_SIGNATURE] = "signature",     [MT_IC_MESSAGE] = "message",
         [MT_IC_DEV] = "dev",                 [MT_IC_INACTIVE] = "inactive",
         [MT_IC_REPLAY] = "replay",           [MT_IC_IMPLAUSIBLE] = "implausible",
+        [MT_IC_COUNTER_JUMP] = "counter_jump",
         [MT_IC_TOPIC] = "topic",             [MT_IC_THROTTLED] = "throttled",
         [MT_IC_OVERLOAD] = "overload",       [MT_IC_STORE_FAILED] = "store_failed",
         [MT_IC_RECEIPTS] = "receipts",       [MT_IC_SKEWED] = "skewed",
@@ -723,7 +724,9 @@ static enum mt_err commit_group(struct mt_ingest *g, struct done **ds, size_t n,
 		}
 		if (rv != MT_REPLAY_NEW) {
 			v[i] = V_REFUSED;
-			d->refusal = MT_IC_REPLAY;
+			/* A jump is its own count, so its audit record (an alarm) is
+			 * never folded into the ordinary replays'. */
+			d->refusal = rv == MT_REPLAY_JUMP ? MT_IC_COUNTER_JUMP : MT_IC_REPLAY;
 			(void)snprintf(d->alert_text, sizeof d->alert_text, "%s",
 			               rv == MT_REPLAY_JUMP ? "counter jump: more than 2^20 above the "
 			                                      "window's top (alarm)"
@@ -1375,6 +1378,12 @@ void mt_ingest_stop(struct mt_ingest *g)
 	pthread_cond_destroy(&g->dcond);
 	free((void *)g->lat);
 	free(g);
+}
+
+void mt_ingest_latency_reset(struct mt_ingest *g)
+{
+	for (uint32_t i = 0; i <= LAT_MAX_MS; i++)
+		atomic_store(&g->lat[i], 0);
 }
 
 uint64_t mt_ingest_latency_ms(struct mt_ingest *g, double q)

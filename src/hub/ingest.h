@@ -48,6 +48,7 @@ enum mt_ingest_count {
 	MT_IC_SIZE, MT_IC_CBOR, MT_IC_HEADER, MT_IC_EPOCH, MT_IC_AEAD, MT_IC_INNER, MT_IC_ALG,
 	MT_IC_KID, MT_IC_SIGNATURE, MT_IC_MESSAGE, MT_IC_DEV, MT_IC_INACTIVE, MT_IC_REPLAY,
 	MT_IC_IMPLAUSIBLE,
+	MT_IC_COUNTER_JUMP, /* replay stage: more than 2^20 above the top (an alarm) */
 	MT_IC_TOPIC,        /* a topic that is not mt/v1/<id>/up/<leaf> */
 	MT_IC_THROTTLED,    /* dropped before crypto: the device's refusal budget is spent */
 	MT_IC_OVERLOAD,     /* dropped: the device's or the hub's queue is full (resent later) */
@@ -107,5 +108,7 @@ void mt_ingest_counts(struct mt_ingest *g, uint64_t out[MT_IC_N], bool *connecte
  * over every reading stored since start: percentiles in ms (`q` in
  * (0, 1]; values above 60 s count as 60,000).  0 when nothing is stored. */
 uint64_t mt_ingest_latency_ms(struct mt_ingest *g, double q);
+/* Start the latency figures afresh (medtrustd: SIGUSR2). */
+void mt_ingest_latency_reset(struct mt_ingest *g);
 
 #endif

@@ -20,7 +20,7 @@
  * the port (for tests and scripts), written only once the server listens.
  *
  * Signals: SIGUSR1 prints the ingest counters and the ts->commit latency
- * percentiles at once.  SIGTERM and SIGINT stop it cleanly (exit 0, after a signed
+ * percentiles at once; SIGUSR2 starts the latency figures afresh.  SIGTERM and SIGINT stop it cleanly (exit 0, after a signed
  * audit checkpoint over what this run recorded); they are blocked
  * in every thread and taken by the main thread, which otherwise wakes every
  * few seconds for the periodic work (mt_hub_tick: CRL renewal, audit
@@ -166,6 +166,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGUSR1); /* print the ingest counters now */
+	sigaddset(&sigs, SIGUSR2); /* start the latency figures afresh */
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by every worker */
 
 	e = mt_hub_open(conf, &hub, why, sizeof why);
@@ -260,6 +261,11 @@ int main(int argc, char **argv)
 		if (sig == SIGTERM || sig == SIGINT) {
 			fprintf(stderr, "medtrustd: signal %d, stopping\n", sig);
 			break;
+		}
+		if (sig == SIGUSR2) {
+			if (ingest != NULL)
+				mt_ingest_latency_reset(ingest);
+			continue;
 		}
 		if (sig == SIGUSR1) {
 			if (ingest != NULL)
