@@ -434,14 +434,22 @@ static enum mt_err send_message(struct mt_devrt *rt, struct mt_message *m, enum 
 
 	if (e == MT_OK)
 		e = mt_packet_seal(&p, m, rt->pkt, PKT_BUF, &len);
-	if (e == MT_OK)
-		e = mt_dq_put(rt->q, m->ctr, t, rt->pkt, len);
+	if (e != MT_OK)
+		return e;
+	if (rt->o.on_sent != NULL)
+		rt->o.on_sent(rt->o.hook_ctx, rt->id, m->ctr, (unsigned)m->typ);
+	/* An alert goes out before it is written down: the critical channel
+	 * does not wait for a disk.  Its durable copy follows at once and
+	 * covers every resend; a crash between the two loses no observation
+	 * (the next sealed packet repeats them). */
+	if (t == MT_DQ_ALERT)
+		publish(rt, t, rt->pkt, len);
+	e = mt_dq_put(rt->q, m->ctr, t, rt->pkt, len);
 	if (e != MT_OK)
 		return e;
 	rt->st.sealed++;
-	if (rt->o.on_sent != NULL)
-		rt->o.on_sent(rt->o.hook_ctx, rt->id, m->ctr, (unsigned)m->typ);
-	publish(rt, t, rt->pkt, len);
+	if (t != MT_DQ_ALERT)
+		publish(rt, t, rt->pkt, len);
 	return MT_OK;
 }
 

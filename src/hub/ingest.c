@@ -183,6 +183,7 @@ struct mt_ingest {
 	_Atomic bool connected, stopping;
 	_Atomic uint64_t counts[MT_IC_N];
 	_Atomic uint32_t *lat;       /* [LAT_MAX_MS + 1] ts→commit, committer writes */
+	_Atomic uint32_t *lat_hub;   /* [LAT_MAX_MS + 1] received→commit: the hub's own share */
 	char disk_full_flag[256];    /* test fail point: commits fail while it exists */
 
 	pthread_mutex_t qlock;
@@ -773,6 +774,11 @@ static enum mt_err commit_group(struct mt_ingest *g, struct done **ds, size_t n,
 	return mt_store_commit(g->store);
 }
 
+static uint32_t lat_bucket(uint64_t t, uint64_t from)
+{
+	return t <= from ? 0 : t - from > LAT_MAX_MS ? LAT_MAX_MS : (uint32_t)(t - from);
+}
+
 /* Add resolved counters to the devices' receipt lists (after a commit). */
 static void resolve(struct mt_ingest *g, struct done **ds, size_t n, const enum verdict *v)
 {
@@ -859,11 +865,8 @@ static void *committer_main(void *arg)
 				switch (v[i]) {
 				case V_STORED:
 					count(g, MT_IC_STORED, 1);
-					atomic_fetch_add(&g->lat[t > d->ts_ms ? (t - d->ts_ms > LAT_MAX_MS
-					                                                 ? LAT_MAX_MS
-					                                                 : t - d->ts_ms)
-					                                      : 0],
-					                 1);
+					atomic_fetch_add(&g->lat[lat_bucket(t, d->ts_ms)], 1);
+					atomic_fetch_add(&g->lat_hub[lat_bucket(t, d->received_ms)], 1);
 					if (d->flags & MT_STORE_SKEWED) {
 						count(g, MT_IC_SKEWED, 1);
 						fprintf(stderr, "medtrustd: TECHNICAL ALARM: %s clock ahead "
@@ -1221,7 +1224,10 @@ enum mt_err mt_ingest_start(const struct mt_ingest_opts *o, struct mt_ingest **o
 		return MT_ERR_NOMEM;
 	g->o = *o;
 	g->lat = calloc(LAT_MAX_MS + 1, sizeof *g->lat);
-	if (g->lat == NULL) {
+	g->lat_hub = calloc(LAT_MAX_MS + 1, sizeof *g->lat_hub);
+	if (g->lat == NULL || g->lat_hub == NULL) {
+		free((void *)g->lat);
+		free((void *)g->lat_hub);
 		free(g);
 		return MT_ERR_NOMEM;
 	}
@@ -1377,28 +1383,32 @@ void mt_ingest_stop(struct mt_ingest *g)
 	pthread_mutex_destroy(&g->dlock);
 	pthread_cond_destroy(&g->dcond);
 	free((void *)g->lat);
+	free((void *)g->lat_hub);
 	free(g);
 }
 
 void mt_ingest_latency_reset(struct mt_ingest *g)
 {
-	for (uint32_t i = 0; i <= LAT_MAX_MS; i++)
+	for (uint32_t i = 0; i <= LAT_MAX_MS; i++) {
 		atomic_store(&g->lat[i], 0);
+		atomic_store(&g->lat_hub[i], 0);
+	}
 }
 
-uint64_t mt_ingest_latency_ms(struct mt_ingest *g, double q)
+uint64_t mt_ingest_latency_ms(struct mt_ingest *g, double q, bool hub_only)
 {
+	_Atomic uint32_t *lat = hub_only ? g->lat_hub : g->lat;
 	uint64_t total = 0, want, run = 0;
 
 	for (uint32_t i = 0; i <= LAT_MAX_MS; i++)
-		total += atomic_load(&g->lat[i]);
+		total += atomic_load(&lat[i]);
 	if (total == 0)
 		return 0;
 	want = (uint64_t)(q * (double)total + 0.999999);
 	if (want == 0)
 		want = 1;
 	for (uint32_t i = 0; i <= LAT_MAX_MS; i++) {
-		run += atomic_load(&g->lat[i]);
+		run += atomic_load(&lat[i]);
 		if (run >= want)
 			return i;
 	}

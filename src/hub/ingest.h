@@ -104,10 +104,12 @@ void mt_ingest_stop(struct mt_ingest *g);
 /* A snapshot of the counters, and whether the broker link is up. */
 void mt_ingest_counts(struct mt_ingest *g, uint64_t out[MT_IC_N], bool *connected);
 
-/* Latency from a reading's device timestamp to the commit that stored it,
- * over every reading stored since start: percentiles in ms (`q` in
- * (0, 1]; values above 60 s count as 60,000).  0 when nothing is stored. */
-uint64_t mt_ingest_latency_ms(struct mt_ingest *g, double q);
+/* Latency to the commit that stored a reading, from its device timestamp
+ * (the whole path: device queue, network, broker, hub) or, with hub_only,
+ * from its arrival at the hub, over every reading stored since start (or
+ * the last reset): percentiles in ms (`q` in (0, 1]; values above 60 s
+ * count as 60,000).  0 when nothing is stored. */
+uint64_t mt_ingest_latency_ms(struct mt_ingest *g, double q, bool hub_only);
 /* Start the latency figures afresh (medtrustd: SIGUSR2). */
 void mt_ingest_latency_reset(struct mt_ingest *g);
 

@@ -75,10 +75,14 @@ static void log_counts(struct mt_ingest *g)
 			break;
 		n += (size_t)k;
 	}
-	fprintf(stderr, "medtrustd: ingest (%s):%s; latency ts->commit p50=%llu ms p99=%llu ms\n",
+	fprintf(stderr,
+	        "medtrustd: ingest (%s):%s; latency ts->commit p50=%llu ms p99=%llu ms, "
+	        "arrival->commit hub_p50=%llu ms hub_p99=%llu ms\n",
 	        up ? "broker up" : "broker down", n ? line : " nothing yet",
-	        (unsigned long long)mt_ingest_latency_ms(g, 0.50),
-	        (unsigned long long)mt_ingest_latency_ms(g, 0.99));
+	        (unsigned long long)mt_ingest_latency_ms(g, 0.50, false),
+	        (unsigned long long)mt_ingest_latency_ms(g, 0.99, false),
+	        (unsigned long long)mt_ingest_latency_ms(g, 0.50, true),
+	        (unsigned long long)mt_ingest_latency_ms(g, 0.99, true));
 }
 
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)

@@ -268,12 +268,14 @@ class IngestThreats(unittest.TestCase):
         time.sleep(max(0.0, 12 - flood_s))
         flood = counts(d)
         d.kill("good", signal.SIGTERM)
-        print("\nH04: baseline p50/p99 %d/%d ms; during a flood of 3000 bad packets from one "
-              "device: p50/p99 %d/%d ms; throttled %d" %
-              (base["p50"], base["p99"], flood["p50"], flood["p99"],
+        print("\nH04: the good devices' readings, arrival at the hub to commit: baseline "
+              "p50/p99 %d/%d ms; during a flood of 3000 bad packets from one device: p50/p99 "
+              "%d/%d ms (device timestamp to commit: %d/%d ms, then %d/%d ms); throttled %d" %
+              (base["hub_p50"], base["hub_p99"], flood["hub_p50"], flood["hub_p99"],
+               base["p50"], base["p99"], flood["p50"], flood["p99"],
                self.delta(base, flood, "throttled")))
         self.assertGreater(self.delta(base, flood, "throttled"), 0)
-        self.assertLessEqual(flood["p99"], max(2 * base["p99"], 150))
+        self.assertLessEqual(flood["hub_p99"], max(2 * base["hub_p99"], 100))
         # H09: the flood is a handful of audit records, not thousands
         recs = self.refused_audit(dev)
         self.assertLessEqual(len(recs), 20, len(recs))
