@@ -31,6 +31,7 @@ FUZZ_MAX_LEN ?= 70000
 BENCH_ARGS ?=
 ONBOARD_ARGS ?=
 CTEST_ARGS ?=
+DEMO_ARGS ?=
 
 CMAKE_COMMON := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
@@ -39,7 +40,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 # One harness per fuzz/fuzz_*.c; the corpus of each is fuzz/corpus/<name>/.
 FUZZERS := $(sort $(basename $(notdir $(wildcard fuzz/fuzz_*.c))))
 
-.PHONY: help deps build test test-build test-asan demo fuzz seeds bench bench-onboard clean
+.PHONY: help deps build test test-build test-asan demo tour fuzz seeds bench bench-onboard clean
 
 help: ## this list
 	@echo "medtrust — make targets:"
@@ -74,9 +75,12 @@ test-asan: ## configure, build and ctest build-asan/ (-DMT_SANITIZE=ON)
 	cmake --build $(ASAN_DIR) -j$(JOBS)
 	$(SAN_ENV) ctest --test-dir $(ASAN_DIR) --output-on-failure $(CTEST_ARGS)
 
-demo: deps build ## a live demonstration: sealed packets and refusals; devices onboarding, revocation
-	bash scripts/demo.sh
-	bash scripts/demo-onboard.sh
+demo: deps build ## the whole platform live: broker, hub, 24 devices on two wards, console (Ctrl-C stops)
+	bash scripts/demo.sh $(DEMO_ARGS)
+
+tour: deps build ## a scripted tour: sealed packets and refusals; devices onboarding, revocation
+	bash scripts/tour-packets.sh
+	bash scripts/tour-onboard.sh
 
 $(FUZZ_DIR)/CMakeCache.txt:
 	CC=clang cmake -S . -B $(FUZZ_DIR) $(CMAKE_COMMON) -DCMAKE_C_COMPILER=clang \
@@ -115,5 +119,5 @@ bench: build ## packet benchmark on one core: seal/open vs raw OpenSSL verify; t
 bench-onboard: build ## EST enrolment + onboarding of 1,000 soft-key devices (goal >= 300/s)
 	$(BUILD_DIR)/bench/onboard --medtrust $(BUILD_DIR)/medtrust $(ONBOARD_ARGS)
 
-clean: ## remove build/, build-asan/, build-fuzz/, fuzz work dirs and demo-deploy/
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR) fuzz/corpus-work fuzz/out demo-deploy
+clean: ## remove build/, build-asan/, build-fuzz/, fuzz work dirs, demo-deploy/, tour-deploy/
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR) fuzz/corpus-work fuzz/out demo-deploy tour-deploy

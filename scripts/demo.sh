@@ -1,224 +1,208 @@
 #!/usr/bin/env bash
 #
-# demo.sh — a short, real demonstration of medtrust's end-to-end packet
-# protection (`make demo`).
+# demo.sh — the whole platform, live, on this machine (`make demo`).
 #
-# Nothing here is mocked: the keys are generated inside a SoftHSM2 PKCS#11
-# token and never leave it, the packet is signed in the device's token and
-# encrypted to the hub with a key agreed by ECDH, and the hub side opens it
-# with the same checks, in the same order, as the hub daemon (protocol §5).
-# The story, one step per heading:
+# What it starts is what a hospital runs, nothing mocked:
 #
-#   1. a fresh token for the bedside monitor and one for the hub;
-#   2. keys made inside them: the monitor's signing key (ldev) and
-#      key-agreement key (kx), the hub's kx — only public halves come out;
-#   3. a batch of vitals (clinical.md §1 codes) sealed by the monitor;
-#   4. opened by the hub and shown as a table;
-#   5. one flipped byte: refused at `aead`;
-#   6. the original again: refused as a `duplicate` (anti-replay window);
-#   7. key epochs: the previous epoch still accepted, an older one refused
-#      at `epoch`;
-#   8. the critical channel: a fast alert packet, opened at once.
+#   - a hub deployment (`medtrust init`): operator CA, TLS, kx, command and
+#     audit keys and the key-encryption key inside a SoftHSM2 token;
+#   - its own mosquitto (`medtrust broker run`): mutual TLS only, the
+#     medtrust_mosq plugin checking every identity and topic;
+#   - medtrustd: onboarding (EST), ingest, encrypted storage, the console;
+#   - two manufacturers (Acme Medical: 16 wearables; Northwind Devices: 8
+#     bedside monitors), their signed manifests imported, their roots
+#     trusted;
+#   - 24 patients on two wards, each wearing or watched by one device;
+#   - the fleet simulator: the 24 devices onboard themselves zero-touch
+#     (EST with their birth certificates), then send signed, encrypted
+#     readings of their patients — most stable, some deteriorating into
+#     sepsis, some with hypoxia episodes, sensor dropouts, low batteries —
+#     time running 30× faster so that a sepsis onset shows in minutes.
 #
-# Everything lives in demo-deploy/ (git-ignored), recreated on every run;
-# SOFTHSM2_CONF points at its own configuration so no system token is
-# touched.  The script checks each outcome and exits non-zero if the
-# platform did anything other than what the story says.
+# It prints the console's address and a one-time admin password, then a
+# line of figures every 15 s.  Ctrl-C stops everything it started.  The
+# deployment lives in demo-deploy/ (git-ignored): a second run reuses it
+# (devices keep their identities, counters and queues; readings
+# accumulate), `--fresh` recreates it.
+#
+# Options: --fresh, --hub-port N (8443), --broker-port N (8883) (a reused
+# deployment keeps the ports it was made with),
+# --seconds N (headless: run N seconds, then stop and exit 0 only if the
+# stored readings grew — what tests/demo/test_demo.py does).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-MT=${MEDTRUST_BIN:-$ROOT/build/medtrust}
-D=$ROOT/demo-deploy
-DEV=icu-bed-07
-EPOCH=5
-PIN=4711
-HUB_PIN=8152
+BUILD=${MT_BUILD_DIR:-$ROOT/build}
+MT=$BUILD/medtrust
+HUBD=$BUILD/medtrustd
+DEV=$BUILD/medtrust-device
+PLUGIN=$BUILD/medtrust_mosq.so
+D=${MT_DEMO_DIR:-$ROOT/demo-deploy}
+HUB_PORT=8443 BROKER_PORT=8883 SECONDS_RUN=0 FRESH=0
 
-if [[ ! -x "$MT" ]]; then
-	echo "demo: $MT not found: run 'make build' first (or set MEDTRUST_BIN)" >&2
-	exit 1
-fi
-for tool in softhsm2-util /usr/bin/python3 od; do
-	command -v "$tool" >/dev/null || { echo "demo: $tool missing: run 'make deps'" >&2; exit 1; }
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--fresh) FRESH=1 ;;
+	--hub-port) HUB_PORT=$2; shift ;;
+	--broker-port) BROKER_PORT=$2; shift ;;
+	--seconds) SECONDS_RUN=$2; shift ;;
+	-h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "demo: unknown option $1 (see --help)" >&2; exit 64 ;;
+	esac
+	shift
 done
+
+for f in "$MT" "$HUBD" "$DEV" "$PLUGIN"; do
+	[[ -x $f || -f $f ]] || { echo "demo: $f not built: run 'make build'" >&2; exit 1; }
+done
+command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] ||
+	{ echo "demo: mosquitto missing: run 'make deps'" >&2; exit 1; }
 
 bold=$'\e[1m' dim=$'\e[2m' green=$'\e[32m' red=$'\e[31m' off=$'\e[0m'
 if [[ ! -t 1 ]]; then bold='' dim='' green='' red='' off=''; fi
-step=0
-heading() { step=$((step + 1)); printf '\n%s== %d. %s ==%s\n' "$bold" "$step" "$1" "$off"; }
 say() { printf '%s%s%s\n' "$dim" "$*" "$off"; }
 ok() { printf '%s✔ %s%s\n' "$green" "$*" "$off"; }
 die() { printf '%s✘ %s%s\n' "$red" "$*" "$off" >&2; exit 1; }
-show() { printf '%s$ %s%s\n' "$dim" "$*" "$off"; }
 
-# Expect `medtrust packet open` to refuse stdin $1 at stage $2 (exit 2).
-expect_refusal() {
-	local pkt=$1 stage=$2 rc=0
-	shift 2
-	show "medtrust packet open ...${*:+ $*} < ${pkt#"$ROOT"/}"
-	"$MT" packet open "${OPEN_ARGS[@]}" "$@" <"$pkt" >"$D/out.json" 2>"$D/err.txt" || rc=$?
-	cat "$D/err.txt"
-	[[ $rc -eq 2 ]] || die "expected exit 2 (refused), got $rc"
-	grep -q "^refused: $stage: " "$D/err.txt" || die "expected 'refused: $stage: ...'"
-	ok "refused at stage '$stage' (exit 2)"
+# Soft devices keep their keys in files encrypted under this passphrase
+# (the simulator runs 24 devices in one process; a real device has a token).
+export MEDTRUST_KEY_PASSPHRASE=${MEDTRUST_KEY_PASSPHRASE:-demo-devices-passphrase}
+unset SOFTHSM2_CONF MEDTRUST_CONFIG
+CONF=$D/hub/medtrust.conf
+PIDS=()
+
+stop_all() {
+	trap - INT TERM EXIT
+	if [[ ${#PIDS[@]} -gt 0 ]]; then
+		say "stopping: simulator, medtrustd, mosquitto"
+		for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+		for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	fi
+}
+trap 'stop_all; exit 130' INT TERM
+trap stop_all EXIT
+
+wait_port() { # PORT WHAT LOG
+	local i
+	for i in $(seq 1 200); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	tail -n 20 "$3" >&2 || true
+	die "$2 did not start (log: ${3#"$ROOT"/})"
 }
 
-# Seal $1 (JSON file) with extra arguments into $2.
-seal() {
-	local json=$1 out=$2
-	shift 2
-	"$MT" packet seal --ldev "$DEV_LDEV" --kx "$DEV_KX" --hub-kx "$D/hub-kx.pub.pem" "$@" \
-		<"$json" >"$out"
-}
-
-# A vitals message: counter $1, created now, written to $2.
-vitals_json() {
-	local ctr=$1 out=$2 ts
-	ts=$(($(date +%s%3N)))
-	cat >"$out" <<-EOF
-	{"dev": "$DEV", "ctr": $ctr, "ts": $ts, "typ": 1, "obs": [
-	  [0, 147842, 78, 264864],
-	  [0, 150456, 96, 262688],
-	  [-2000, 150021, 124, 266016],
-	  [-2000, 150022, 78, 266016],
-	  [-2000, 150023, 93, 266016],
-	  [-60000, 150364, 37.2, 268192, 1],
-	  [0, 151562, 18, 264928]]}
-	EOF
-}
-
-printf '%smedtrust demo — a bedside monitor sends vitals to the hub, end to end%s\n' "$bold" "$off"
-say "binary: ${MT#"$ROOT"/}; everything below lives in demo-deploy/ and is recreated each run"
-
-# ---------------------------------------------------------------------------
-heading "Fresh PKCS#11 tokens (SoftHSM2)"
-say "One token plays the monitor's secure element, the other the hub's HSM."
-rm -rf "$D"
-mkdir -p "$D/tokens"
-cat >"$D/softhsm2.conf" <<EOF
-directories.tokendir = $D/tokens
-objectstore.backend = file
-log.level = ERROR
-slots.removable = false
+stored() {
+	/usr/bin/python3 - "$D/hub/data.db" <<'EOF'
+import sqlite3, sys
+try:
+    c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=5)
+    print(c.execute("SELECT count(*) FROM readings").fetchone()[0])
+except Exception:
+    print(0)
 EOF
-export SOFTHSM2_CONF=$D/softhsm2.conf
-show "softhsm2-util --init-token --free --label monitor --pin **** --so-pin ****"
-softhsm2-util --init-token --free --label monitor --pin "$PIN" --so-pin 0000000 | sed 's/^/  /'
-show "softhsm2-util --init-token --free --label hub --pin **** --so-pin ****"
-softhsm2-util --init-token --free --label hub --pin "$HUB_PIN" --so-pin 0000000 | sed 's/^/  /'
-ok "two tokens in demo-deploy/tokens"
+}
 
-# ---------------------------------------------------------------------------
-heading "Keys generated inside the tokens"
-say "Private keys are made in the token, non-extractable; only public halves (PEM) come out."
-DEV_LDEV="pkcs11:token=monitor;object=ldev?pin-value=$PIN"
-DEV_KX="pkcs11:token=monitor;object=kx?pin-value=$PIN"
-HUB_KX="pkcs11:token=hub;object=kx?pin-value=$HUB_PIN"
-show "medtrust key generate 'pkcs11:token=monitor;object=ldev?pin-value=****' --type p256 --role sign --pub ldev.pub.pem"
-"$MT" key generate "$DEV_LDEV" --type p256 --role sign --pub "$D/ldev.pub.pem"
-show "medtrust key generate 'pkcs11:token=monitor;object=kx?pin-value=****' --type p256 --role derive --pub kx.pub.pem"
-"$MT" key generate "$DEV_KX" --type p256 --role derive --pub "$D/kx.pub.pem"
-show "medtrust key generate 'pkcs11:token=hub;object=kx?pin-value=****' --type p256 --role derive --pub hub-kx.pub.pem"
-"$MT" key generate "$HUB_KX" --type p256 --role derive --pub "$D/hub-kx.pub.pem"
-for k in ldev kx hub-kx; do
-	printf '  %-7s kid %s\n' "$k" "$("$MT" key kid --pub "$D/$k.pub.pem")"
-done
-if command -v pkcs11-tool >/dev/null; then
-	say "What the monitor's token says about its private keys:"
-	pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label monitor --login \
-		--pin "$PIN" --list-objects --type privkey 2>/dev/null |
-		grep -E 'Private Key|label|Usage|Access' | sed 's/^/  /' || true
+# ---- the deployment: reuse, or make afresh ------------------------------------
+if [[ $FRESH == 1 || ! -f $D/.complete ]]; then
+	rm -rf "$D"
+	mkdir -p "$D/logs"
+	printf '\n%s== a new deployment in demo-deploy/ ==%s\n' "$bold" "$off"
+	"$MT" init "$D/hub" --hospital "St. Demo Hospital" --broker-port "$BROKER_PORT" \
+		--broker-plugin "$PLUGIN" >/dev/null
+	printf 'hub_port %s\n' "$HUB_PORT" >>"$CONF"
+	ok "hub deployment: keys in its SoftHSM2 token, operator CA, broker configuration"
+	"$MT" mfg init "$D/acme" --name "Acme Medical" >/dev/null
+	"$MT" mfg init "$D/northwind" --name "Northwind Devices" >/dev/null
+	"$MT" mfg make --mfg "$D/acme" --count 16 --class wearable --out "$D/fleet-acme" \
+		--soft 2>/dev/null
+	"$MT" mfg make --mfg "$D/northwind" --count 8 --class bedside-monitor \
+		--out "$D/fleet-northwind" --soft 2>/dev/null
+	ok "manufactured 16 wearables (Acme Medical) and 8 bedside monitors (Northwind Devices)"
+	for m in acme northwind; do
+		"$MT" trust add-manufacturer "$D/$m/root.pem" -c "$CONF" >/dev/null
+		"$MT" manifest import "$D/fleet-$m/manifest.cose" -c "$CONF" >/dev/null
+	done
+	ok "both manufacturers trusted, their signed manifests imported"
+
+	names=("Ada Lovelace" "Alan Turing" "Grace Hopper" "Edsger Dijkstra" "Barbara Liskov"
+		"Donald Knuth" "Frances Allen" "John Backus" "Margaret Hamilton" "Ken Thompson"
+		"Radia Perlman" "Dennis Ritchie" "Hedy Lamarr" "Claude Shannon" "Katherine Johnson"
+		"Tim Berners-Lee" "Sophie Wilson" "Niklaus Wirth" "Adele Goldberg" "Leslie Lamport"
+		"Shafi Goldwasser" "Whitfield Diffie" "Anita Borg" "Tony Hoare")
+	mapfile -t devices < <(ls -d "$D"/fleet-acme/*/ "$D"/fleet-northwind/*/ | xargs -n1 basename)
+	[[ ${#devices[@]} == 24 ]] || die "expected 24 devices, found ${#devices[@]}"
+	for i in $(seq 0 23); do
+		if ((i < 12)); then ward="Ward A (cardiology)"; else ward="Ward B (respiratory)"; fi
+		id=$("$MT" patient add --name "${names[$i]}" --mrn "MRN$((100200 + i * 7))" \
+			--ward "$ward" --bed "$((i % 12 + 1))" -c "$CONF")
+		"$MT" patient assign "${devices[$i]}" "$id" -c "$CONF" >/dev/null 2>&1
+	done
+	ok "24 patients on two wards, each with a device (names and MRNs encrypted at rest)"
+	touch "$D/.complete"
+else
+	printf '\n%s== reusing the deployment in demo-deploy/ (--fresh makes a new one) ==%s\n' \
+		"$bold" "$off"
+	# its ports are those it was made with
+	HUB_PORT=$(awk '$1 == "hub_port" { print $2 }' "$CONF")
+	BROKER_PORT=$(awk '$1 == "broker_port" { print $2 }' "$CONF")
+	mkdir -p "$D/logs"
 fi
-ok "ldev (sign) and kx (derive) in the monitor's token, kx in the hub's"
 
-# ---------------------------------------------------------------------------
-heading "The monitor seals a batch of vitals"
-say "JSON in (codes from clinical.md §1), signed in the token (ES256), encrypted to the hub (A256GCM, epoch $EPOCH)."
-vitals_json 1001 "$D/vitals.json"
-sed 's/^/  /' "$D/vitals.json"
-show "medtrust packet seal --ldev ... --kx ... --hub-kx hub-kx.pub.pem --epoch $EPOCH < vitals.json > vitals.pkt"
-seal "$D/vitals.json" "$D/vitals.pkt" --epoch "$EPOCH"
-printf '  %d bytes: %s ...\n' "$(stat -c %s "$D/vitals.pkt")" "$(od -An -tx1 -N24 "$D/vitals.pkt" | tr -d ' \n')"
-say "  d0 = COSE_Encrypt0 tag, a10103 = A256GCM, 44 <epoch>, 4c <12-byte IV>, then ciphertext ‖ tag"
-ok "sealed"
+# ---- start it ------------------------------------------------------------------
+"$HUBD" -c "$CONF" >>"$D/logs/medtrustd.log" 2>&1 &
+PIDS+=($!)
+wait_port "$HUB_PORT" medtrustd "$D/logs/medtrustd.log"
+ok "medtrustd: onboarding and console on https://localhost:$HUB_PORT/"
+"$MT" broker run -c "$CONF" >>"$D/logs/mosquitto.log" 2>&1 &
+PIDS+=($!)
+wait_port "$BROKER_PORT" mosquitto "$D/logs/mosquitto.log"
+ok "mosquitto with the medtrust plugin: mqtts://localhost:$BROKER_PORT (mutual TLS only)"
 
-# ---------------------------------------------------------------------------
-heading "The hub opens it"
-say "Checks in protocol order: size, cbor, header, epoch, aead, inner, alg, kid, signature, message, dev, replay, implausible (inactive needs the registry of the hub)."
-OPEN_ARGS=(--hub-kx "$HUB_KX" --ldev-pub "$D/ldev.pub.pem" --kx-pub "$D/kx.pub.pem"
-	--device "$DEV" --epoch "$EPOCH" --state "$D/window.bin")
-show "medtrust packet open --hub-kx 'pkcs11:token=hub;object=kx?...' --ldev-pub ldev.pub.pem --kx-pub kx.pub.pem --device $DEV --epoch $EPOCH --verbose --state window.bin < vitals.pkt"
-"$MT" packet open "${OPEN_ARGS[@]}" --verbose <"$D/vitals.pkt" >"$D/opened.json"
-/usr/bin/python3 - "$D/opened.json" <<'PY'
-import json, sys, datetime
-v = json.load(open(sys.argv[1]))
-m = v["message"]
-names = {147842: ("heart rate", "/min"), 149530: ("pulse rate", "/min"),
-         150456: ("SpO2", "%"), 150021: ("NIBP systolic", "mmHg"),
-         150022: ("NIBP diastolic", "mmHg"), 150023: ("NIBP mean", "mmHg"),
-         150364: ("temperature", "°C"), 151562: ("respiratory rate", "/min"),
-         160184: ("glucose", "mg/dL")}
-ts = datetime.datetime.fromtimestamp(m["ts"] / 1000, datetime.timezone.utc)
-print("  kind %s, epoch %d, device %s, counter %d, created %s UTC"
-      % (v["kind"], v["epoch"], m["dev"], m["ctr"], ts.strftime("%Y-%m-%d %H:%M:%S")))
-print("  %-18s %9s  %-6s %8s   %s" % ("quantity", "value", "unit", "age", "MDC code"))
-print("  " + "-" * 58)
-for o in m["obs"]:
-    t, code, value, unit = o[:4]
-    name, u = names.get(code, ("code %d" % code, "unit %d" % unit))
-    places = o[4] if len(o) > 4 else (1 if code == 150364 else 0)
-    print("  %-18s %9.*f  %-6s %7.0fs   %d" % (name, places, value, u, -t / 1000, code))
-PY
-ok "accepted: signature verified against the registered key, counter 1001 recorded in window.bin"
+password=""
+if "$MT" user --help >/dev/null 2>&1; then
+	if "$MT" user list -c "$CONF" 2>/dev/null | grep -q '"admin"'; then
+		password=$("$MT" user reset admin -c "$CONF")
+	else
+		password=$("$MT" user add admin --role admin -c "$CONF")
+	fi
+fi
 
-# ---------------------------------------------------------------------------
-heading "A tampered packet"
-say "One bit flipped in the ciphertext, as a compromised broker or relay might: AES-GCM's tag fails."
-cp "$D/vitals.pkt" "$D/tampered.pkt"
-size=$(stat -c %s "$D/tampered.pkt")
-/usr/bin/python3 - "$D/tampered.pkt" <<'PY'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, "rb").read())
-b[len(b) // 2] ^= 0x01
-open(p, "wb").write(b)
-PY
-say "  byte $((size / 2)) of $size flipped"
-expect_refusal "$D/tampered.pkt" aead
+"$DEV" sim --fleet "$D/fleet-acme" --fleet "$D/fleet-northwind" \
+	--hub "https://localhost:$HUB_PORT" --hub-ca "$D/hub/pki/ca.pem" \
+	--scenario mixed --time-scale 30 --ecg --stats-s 15 --seed 2026 \
+	>>"$D/logs/simulator.log" 2>&1 &
+PIDS+=($!)
+ok "simulator: 24 devices onboarding zero-touch, then sending readings"
 
-# ---------------------------------------------------------------------------
-heading "A replayed packet"
-say "The untouched original, sent again: its counter is already in the hub's anti-replay window."
-expect_refusal "$D/vitals.pkt" duplicate
+printf '\n%s  console:   https://localhost:%s/%s\n' "$bold" "$HUB_PORT" "$off"
+if [[ -n $password ]]; then
+	printf '%s  user:      admin\n  password:  %s   (one-time: you choose a new one at first login)%s\n' \
+		"$bold" "$password" "$off"
+fi
+printf '  %soperator CA (to trust in the browser): demo-deploy/hub/pki/ca.pem%s\n' "$dim" "$off"
+printf '  %slogs: demo-deploy/logs/   Ctrl-C stops everything%s\n\n' "$dim" "$off"
 
-# ---------------------------------------------------------------------------
-heading "Key epochs"
-say "The hub is at epoch $EPOCH: packets of epoch $((EPOCH - 1)) are still accepted during rotation, older ones never."
-vitals_json 1002 "$D/vitals-prev.json"
-seal "$D/vitals-prev.json" "$D/prev-epoch.pkt" --epoch $((EPOCH - 1))
-show "medtrust packet open ... < prev-epoch.pkt   (sealed with --epoch $((EPOCH - 1)))"
-"$MT" packet open "${OPEN_ARGS[@]}" --verbose <"$D/prev-epoch.pkt" >"$D/prev.json"
-/usr/bin/python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print("  accepted: epoch %d, counter %d" % (v["epoch"], v["message"]["ctr"]))' "$D/prev.json"
-ok "previous epoch accepted"
-vitals_json 1003 "$D/vitals-old.json"
-seal "$D/vitals-old.json" "$D/old-epoch.pkt" --epoch $((EPOCH - 2))
-say "  sealed with --epoch $((EPOCH - 2)): refused before any key is derived or anything decrypted"
-expect_refusal "$D/old-epoch.pkt" epoch
-
-# ---------------------------------------------------------------------------
-heading "The critical channel: a fast alert"
-say "typ 2 on up/alert: AEAD only (no signature) for the lowest latency; its readings are repeated in the next sealed packet."
-cat >"$D/alert.json" <<EOF
-{"dev": "$DEV", "ctr": 1004, "ts": $(date +%s%3N), "typ": 2,
- "obs": [[0, 150456, 84, 262688]], "alrt": {"code": 1001, "prio": 3, "text": "SpO2 low"}}
-EOF
-show "medtrust packet seal --fast ... --epoch $EPOCH < alert.json > alert.pkt"
-"$MT" packet seal --fast --kx "$DEV_KX" --hub-kx "$D/hub-kx.pub.pem" --epoch "$EPOCH" \
-	<"$D/alert.json" >"$D/alert.pkt"
-"$MT" packet open "${OPEN_ARGS[@]}" --verbose <"$D/alert.pkt" >"$D/alert-open.json"
-/usr/bin/python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); a=v["message"]["alrt"]; print("  kind %s: alert %d, priority %d (high): %s" % (v["kind"], a["code"], a["prio"], a.get("text","")))' "$D/alert-open.json"
-ok "fast alert accepted ($(stat -c %s "$D/alert.pkt") bytes)"
-
-printf '\n%sDemo complete:%s keys never left their tokens; the hub accepted what the monitor sealed\n' "$bold" "$off"
-printf 'and refused tampering (aead), replay (duplicate) and a stale key epoch (epoch).\n'
+start=$(date +%s) first=$(stored) last=$first
+while :; do
+	sleep 15 &
+	wait $! || true
+	now=$(stored)
+	el=$(($(date +%s) - start))
+	line=$(grep 'devices connected' "$D/logs/simulator.log" | tail -n 1 | sed 's/^medtrust-device: //')
+	printf '%s[%4ds] stored readings: %s (+%s)  %s%s\n' "$dim" "$el" "$now" "$((now - last))" \
+		"$line" "$off"
+	last=$now
+	for p in "${PIDS[@]}"; do
+		kill -0 "$p" 2>/dev/null || die "a process stopped; see demo-deploy/logs/"
+	done
+	if [[ $SECONDS_RUN -gt 0 && $el -ge $SECONDS_RUN ]]; then
+		stop_all
+		if ((now > first)); then
+			ok "stored readings grew from $first to $now in ${el} s"
+			exit 0
+		fi
+		die "no readings were stored in ${el} s"
+	fi
+done

@@ -15,7 +15,8 @@
  * identity pass alone and exits: 0 done, 2 the hub refused (its reason on
  * stderr), 1 anything else; --renew-now forces a simplereenroll in it.
  *
- * `sim` runs every device directory under --fleet (the first N by name)
+ * `sim` runs every device directory under --fleet (which may be given up
+ * to 8 times; the first N devices, each fleet sorted by name)
  * in one process and one event loop (fleet.h), each device its own key
  * store (--soft devices), mTLS session, queue and counter, and each fed by
  * a simulated patient (physio.h; docs/simulator.md).
@@ -88,16 +89,15 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The device directories under `fleet` (those holding device.conf),
- * sorted by name; at most `max` (0: all). */
-static int list_fleet(const char *fleet, size_t max, char ***out, size_t *n)
+/* Append the device directories under `fleet` (those holding
+ * device.conf), sorted by name, to (*out)[0..*n). */
+static int list_fleet(const char *fleet, char ***out, size_t *n, size_t *c)
 {
 	DIR *dp = opendir(fleet);
 	struct dirent *de;
-	char **v = NULL;
-	size_t c = 0;
+	char **v = *out;
+	size_t first = *n;
 
-	*n = 0;
 	if (dp == NULL) {
 		fprintf(stderr, "medtrust-device: cannot open --fleet %s: %s\n", fleet,
 		        strerror(errno));
@@ -112,14 +112,14 @@ static int list_fleet(const char *fleet, size_t max, char ***out, size_t *n)
 		            sizeof path ||
 		    stat(path, &st) != 0)
 			continue;
-		if (*n == c) {
-			size_t nc = c ? c * 2 : 64;
+		if (*n == *c) {
+			size_t nc = *c ? *c * 2 : 64;
 			char **nv = realloc(v, nc * sizeof *nv);
 
 			if (nv == NULL)
 				break;
 			v = nv;
-			c = nc;
+			*c = nc;
 		}
 		path[strlen(path) - strlen("/device.conf")] = '\0';
 		v[*n] = strdup(path);
@@ -128,13 +128,8 @@ static int list_fleet(const char *fleet, size_t max, char ***out, size_t *n)
 		(*n)++;
 	}
 	closedir(dp);
-	if (*n > 1)
-		qsort(v, *n, sizeof *v, cmp_str);
-	if (max > 0 && *n > max) {
-		for (size_t i = max; i < *n; i++)
-			free(v[i]);
-		*n = max;
-	}
+	if (*n - first > 1)
+		qsort(v + first, *n - first, sizeof *v, cmp_str);
 	*out = v;
 	return 0;
 }
@@ -191,7 +186,8 @@ int main(int argc, char **argv)
 	        {"repeat", required_argument, NULL, 'P'},
 	        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
 	};
-	const char *dir = NULL, *fleet = NULL;
+	const char *dir = NULL, *fleet[8];
+	size_t n_fleet = 0, cap = 0;
 	struct mt_agent_opts ao = {0};
 	struct mt_fleet_opts fo = {0};
 	uint64_t v, n_devices = 0, rate = 60;
@@ -223,7 +219,11 @@ int main(int argc, char **argv)
 
 		switch (c) {
 		case 'd': dir = optarg; break;
-		case 'F': fleet = optarg; break;
+		case 'F':
+			ok = n_fleet < 8;
+			if (ok)
+				fleet[n_fleet++] = optarg;
+			break;
 		case 'N': ok = parse_u64(optarg, 1000000, &n_devices) && n_devices > 0; break;
 		case 'u': ao.hub_url = optarg; break;
 		case 'c': ao.hub_ca = optarg; break;
@@ -269,7 +269,7 @@ int main(int argc, char **argv)
 		return mt_inject_run(&io);
 	}
 	if (optind != argc || ao.hub_url == NULL || ao.hub_ca == NULL ||
-	    strncmp(ao.hub_url, "https://", 8) != 0 || (sim ? fleet == NULL : dir == NULL) ||
+	    strncmp(ao.hub_url, "https://", 8) != 0 || (sim ? n_fleet == 0 : dir == NULL) ||
 	    (sim && (once || renew))) {
 		fputs(usage, stderr);
 		return 64;
@@ -283,10 +283,16 @@ int main(int argc, char **argv)
 		return identity_once(dir, &ao, renew);
 
 	if (sim) {
-		if (list_fleet(fleet, (size_t)n_devices, &dirs, &n) != 0)
-			return 1;
+		for (size_t i = 0; i < n_fleet; i++)
+			if (list_fleet(fleet[i], &dirs, &n, &cap) != 0)
+				return 1;
+		if (n_devices > 0 && n > n_devices) {
+			for (size_t i = (size_t)n_devices; i < n; i++)
+				free(dirs[i]);
+			n = (size_t)n_devices;
+		}
 		if (n == 0) {
-			fprintf(stderr, "medtrust-device: no device directories under %s\n", fleet);
+			fprintf(stderr, "medtrust-device: no device directories under --fleet\n");
 			return 1;
 		}
 		fo.dirs = (const char *const *)dirs;

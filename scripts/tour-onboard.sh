@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 #
-# demo-onboard.sh — the second half of `make demo`: devices join a
+# tour-onboard.sh — the second half of `make tour`: devices join a
 # hospital's fleet with nobody typing anything, and one is cut off.
 #
 # All real: a hub deployment (`medtrust init`: its keys in a SoftHSM2
@@ -21,7 +21,7 @@
 #      the hub refuses the device at once;
 #   8. the audit chain: what happened, and that it is intact.
 #
-# Everything lives in demo-deploy/onboard/ (recreated each run).  Each
+# Everything lives in tour-deploy/onboard/ (recreated each run).  Each
 # outcome is checked; the script exits non-zero if the platform did
 # anything other than what the story says.
 set -euo pipefail
@@ -32,7 +32,7 @@ B=${MEDTRUST_BUILD:-$ROOT/build}
 MT=$B/medtrust
 HUBD=$B/medtrustd
 AGENT=$B/medtrust-device
-D=$ROOT/demo-deploy/onboard
+D=$ROOT/tour-deploy/onboard
 for x in "$MT" "$HUBD" "$AGENT"; do
 	[[ -x "$x" ]] || { echo "demo: $x not found: run 'make build' first" >&2; exit 1; }
 done
@@ -58,14 +58,14 @@ export MEDTRUST_CONFIG=$D/hub/medtrust.conf
 
 # ---------------------------------------------------------------------------
 heading "The hub deployment"
-show "medtrust init demo-deploy/onboard/hub --hospital 'St. Demo' --hub-host 127.0.0.1"
+show "medtrust init tour-deploy/onboard/hub --hospital 'St. Demo' --hub-host 127.0.0.1"
 "$MT" init "$D/hub" --hospital "St. Demo" --hub-host 127.0.0.1 --broker-host 127.0.0.1 |
 	sed 's/^/  /'
 ok "operator CA, TLS, kx, command and audit keys made inside the hub's token"
 
 # ---------------------------------------------------------------------------
 heading "The factory"
-show "medtrust mfg init demo-deploy/onboard/acme --name 'Acme Medical'"
+show "medtrust mfg init tour-deploy/onboard/acme --name 'Acme Medical'"
 "$MT" mfg init "$D/acme" --name "Acme Medical" >/dev/null
 show "medtrust mfg make --mfg acme --count 3 --class monitor --out lot-1"
 "$MT" mfg make --mfg "$D/acme" --count 3 --class monitor --out "$D/lot-1" 2>&1 | tail -n 1 |
