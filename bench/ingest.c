@@ -1771,9 +1771,8 @@ static bool parse_num(const char *s, unsigned long lo, unsigned long hi, unsigne
 
 static const char usage[] =
         "usage: ingest [--devices N] [--readings R] [--rate P] [--burst-rate P]\n"
-        "              [--sender-threads T]
-        "              [--ingest-workers W] [--poll-ms MS] [--verify-seconds S]\n"
-        "              [--medtrust PATH] [--dir DIR] [--keep]\n"
+        "              [--sender-threads T] [--ingest-workers W] [--poll-ms MS]\n"
+        "              [--verify-seconds S] [--medtrust PATH] [--dir DIR] [--keep]\n"
         "  --devices N          onboarded devices, each one MQTT connection (default 1000)\n"
         "  --readings R         packets per device in each timed phase (default 10)\n"
         "  --rate P             offered packets/s of the paced phase (default 6000)\n"
