@@ -1084,6 +1084,7 @@ struct sub {
 	pthread_t th;
 	bool started;
 	int receive_max; /* the client's MQTT 5 Receive Maximum (libmosquitto's default: 20) */
+	char id[32];     /* hub/bench-sub<receive_max>: one client id per run */
 	_Atomic bool stop, subscribed, failed;
 	_Atomic uint64_t n, first_ns, last_ns;
 };
@@ -1163,9 +1164,12 @@ static void *sub_main(void *arg)
 			atomic_store(&s->failed, true);
 			break;
 		}
+	/* Until libmosquitto has written DISCONNECT and closed the socket (a
+	 * second subscriber must never take this session over). */
 	if (mosquitto_disconnect_v5(s->mq, 0, NULL) == MOSQ_ERR_SUCCESS)
-		for (int i = 0; i < 5 && sub_round(s, 20) == MOSQ_ERR_SUCCESS; i++)
-			;
+		for (int i = 0; i < 50 && mosquitto_socket(s->mq) >= 0; i++)
+			if (sub_round(s, 20) != MOSQ_ERR_SUCCESS)
+				break;
 	return NULL;
 }
 
@@ -1191,7 +1195,7 @@ static bool sub_start(struct sub *s, char *why, size_t cap)
 	EVP_PKEY_free(pk);
 	mt_deploy_close(d);
 	if (e == MT_OK)
-		e = mt_mqtt_client(SUB_CLIENT_ID, "hub", true, s->ssl, s, &s->mq);
+		e = mt_mqtt_client(s->id, "hub", true, s->ssl, s, &s->mq);
 	if (e == MT_OK && s->receive_max != 20 &&
 	    mosquitto_int_option(s->mq, MOSQ_OPT_RECEIVE_MAXIMUM, s->receive_max) != MOSQ_ERR_SUCCESS)
 		e = MT_ERR_ARG;
@@ -1263,6 +1267,7 @@ static bool broker_phase(struct sub *sub, int receive_max, struct pkt *set, size
 	bool sent = false;
 
 	sub->receive_max = receive_max;
+	(void)snprintf(sub->id, sizeof sub->id, "%s%d", SUB_CLIENT_ID, receive_max);
 	if (!sub_start(sub, why, sizeof why)) {
 		fprintf(stderr, "ingest: subscriber: %s\n", why);
 		print_tail(broker->log, 2000);

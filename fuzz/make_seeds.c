@@ -504,6 +504,19 @@ int main(int argc, char **argv)
 		      "mt_receipt_seal");
 		put("fuzz_packet_open", "receipt", pkt, pl);
 		put("fuzz_cbor_validate", "receipt", pkt, pl);
+		put("fuzz_receipt_open", "receipt", pkt, pl);
+		/* The receipt's plaintext, for the harness to seal (first byte
+		 * 0xff): mutations then reach the receipt decoder. */
+		{
+			static const uint8_t plain[] = {
+			        0xff, 0xa3, 0x01, 0x65, 'd', 'e', 'v', '-', '1', 0x02, 0x83, 0x82,
+			        0x00, 0x18, 0x29, 0x82, 0x18, 0x2b, 0x18, 0x2b, 0x82, 0x18, 0x64,
+			        0x19, 0x04, 0x63, 0x03, 0x1b, 0x00, 0x00, 0x01, 0x93, 0x8a, 0x1c,
+			        0xe4, 0x00};
+			put("fuzz_receipt_open", "receipt-plain", plain, sizeof plain);
+		}
+		pkt[pl / 2] ^= 0x20;
+		put("fuzz_receipt_open", "receipt-flipped", pkt, pl);
 	}
 
 	/* The worked vectors (shared/vectors/mtp1/vectors.json). */
@@ -518,6 +531,9 @@ int main(int argc, char **argv)
 	        "d08343a10103a2044400000007054c000102030405060708090a0b58494a74e06b3354db695e5fccfd"
 	        "3950451f2b2cedf013da7cb44ec34a17f2e6537bfc6d5e240f7929e7c2eb2c3c19fe01ccf2fdeb5a28"
 	        "ae2f5e1fce939c0182347de4ec51921e1cd3edb0");
+	put_hex("fuzz_receipt_open", "vector-receipt",
+	        "d08343a10103a2044400000007054c000102030405060708090a0b582d39c332128b070ea66e42574e"
+	        "c70b6ea57244d865d9115b72121eee7fa3f052d04570bdcd263b8a84364c84105f");
 	put_hex("fuzz_packet_open", "vector-receipt",
 	        "d08343a10103a2044400000007054c000102030405060708090a0b582d39c332128b070ea66e42574e"
 	        "c70b6ea57244d865d9115b72121eee7fa3f052d04570bdcd263b8a84364c84105f");
