@@ -243,9 +243,21 @@ class IngestThreats(unittest.TestCase):
     def test_H03_oversized_packet_refused(self):
         dev, ddir = self.dev(1)
         c0 = counts(self.d)
-        self.inject(ddir, [os.urandom(65537), os.urandom(200000)])
+        # up to the broker's 128 KiB the hub sees it and refuses it by size
+        self.inject(ddir, [os.urandom(65537), os.urandom(130000)])
         c1 = counts(self.d)
         self.assertEqual(self.delta(c0, c1, "size"), 2)
+        self.assertEqual(self.stored(dev), [])
+        # beyond it, MQTT 5's maximum packet size stops it at the device's side
+        path = os.path.join(self.d.tmp, "huge")
+        with open(path, "wb") as f:
+            f.write(os.urandom(200000))
+        r = U_run([T.AGENT, "inject", "--device", ddir, "--hub",
+                   "https://localhost:%d" % self.d.hub_port, "--hub-ca",
+                   self.d.p("HUB", "pki", "ca.pem"), "--wait", "1", path], self.d)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"published 0 of 1", r.stdout)
+        self.assertEqual(self.delta(c1, counts(self.d), "received"), 0)
 
     def test_H04_H09_garbage_flood_does_not_delay_others(self):
         d = self.d
