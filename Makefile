@@ -15,7 +15,8 @@
 # harness, default 60), FUZZ_MAX_LEN (default 70000: a whole packet and
 # some), BENCH_ARGS (passed to build/bench/packet, e.g. "--seconds 1 --json"),
 # CTEST_ARGS (extra ctest arguments, e.g. "-R packet" or "-j2"), ONBOARD_ARGS
-# (passed to build/bench/onboard, e.g. "--devices 5000 --clients 8").
+# (passed to build/bench/onboard, e.g. "--devices 5000 --clients 8"),
+# INGEST_ARGS (passed to build/bench/ingest, e.g. "--devices 200 --readings 5").
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -30,6 +31,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_MAX_LEN ?= 70000
 BENCH_ARGS ?=
 ONBOARD_ARGS ?=
+INGEST_ARGS ?=
 CTEST_ARGS ?=
 DEMO_ARGS ?=
 
@@ -40,7 +42,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 # One harness per fuzz/fuzz_*.c; the corpus of each is fuzz/corpus/<name>/.
 FUZZERS := $(sort $(basename $(notdir $(wildcard fuzz/fuzz_*.c))))
 
-.PHONY: help deps build test test-build test-asan demo tour fuzz seeds bench bench-onboard clean
+.PHONY: help deps build test test-build test-asan demo tour fuzz seeds bench bench-onboard bench-ingest clean
 
 help: ## this list
 	@echo "medtrust — make targets:"
@@ -49,6 +51,7 @@ help: ## this list
 	@echo
 	@echo "variables: JOBS=$(JOBS) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_MAX_LEN=$(FUZZ_MAX_LEN)"
 	@echo "           BENCH_ARGS='$(BENCH_ARGS)' CTEST_ARGS='$(CTEST_ARGS)'"
+	@echo "           ONBOARD_ARGS='$(ONBOARD_ARGS)' INGEST_ARGS='$(INGEST_ARGS)'"
 
 deps: ## install missing Debian packages (scripts/deps.sh; no network when all present)
 	@bash scripts/deps.sh
@@ -118,6 +121,9 @@ bench: build ## packet benchmark on one core: seal/open vs raw OpenSSL verify; t
 
 bench-onboard: build ## EST enrolment + onboarding of 1,000 soft-key devices (goal >= 300/s)
 	$(BUILD_DIR)/bench/onboard --medtrust $(BUILD_DIR)/medtrust $(ONBOARD_ARGS)
+
+bench-ingest: build ## mosquitto + medtrustd + 1,000 mTLS devices: ingest vs its limits (goal >= 6,000/s, p99 <= 250 ms)
+	$(BUILD_DIR)/bench/ingest --medtrust $(BUILD_DIR)/medtrust $(INGEST_ARGS)
 
 clean: ## remove build/, build-asan/, build-fuzz/, fuzz work dirs, demo-deploy/, tour-deploy/
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR) fuzz/corpus-work fuzz/out demo-deploy tour-deploy

@@ -10,6 +10,7 @@ with the hub's store (data.db, read-only: device ids and counters are the
 plain columns) — the checker of threats.md §2: lost = receipted ∖ stored,
 duplicates in storage, unexpected = stored ∖ sent.
 """
+import contextlib
 import os
 import signal
 import socket
@@ -241,7 +242,11 @@ class Deployment:
 
     # -- the store and the ledger --
     def db(self):
-        return sqlite3.connect("file:%s?mode=ro" % self.data, uri=True, timeout=30)
+        """A read-only connection to data.db, closed at the end of `with`
+        (sqlite3's own context manager only commits: an idle read-only
+        connection left open upsets other processes' WAL recovery)."""
+        return contextlib.closing(sqlite3.connect("file:%s?mode=ro" % self.data, uri=True,
+                                                  timeout=30))
 
     def stored(self):
         """{device: [ctr, ...]} of stored readings (with repeats, if any)."""
