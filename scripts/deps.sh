@@ -27,7 +27,8 @@
 # (mosquitto_broker.h, mosquitto_plugin.h) and libmosquitto-dev (mosquitto.h,
 # which they include) the broker and its plugin medtrust_mosq;
 # libengine-pkcs11-openssl lets mosquitto use a TLS key held in a token;
-# python3-paho-mqtt the broker tests' MQTT 5 clients.
+# python3-paho-mqtt the broker tests' MQTT 5 clients; libsodium-dev the
+# argon2id password hashes of console users (src/core/users.c).
 set -euo pipefail
 
 PACKAGES=(
@@ -42,6 +43,7 @@ PACKAGES=(
 	libcmocka-dev
 	libp11-kit-dev
 	libsqlite3-dev
+	libsodium-dev
 	sqlite3
 	p11-kit
 	softhsm2

@@ -10,6 +10,9 @@
  * leave the queue only through an authenticated receipt (mt_receipt_open
  * with the receipt key), never through an MQTT acknowledgement.
  *
+ * One TLS context per device for its life, a renewed certificate loaded
+ * into it before the next connection (mt_mqtt_tls_reload).
+ *
  * Keys: ldev signs (in the token, or the encrypted file store of a
  * --soft device) and authenticates TLS through mt_key_evp; kx meets the
  * hub's kx key once, at open, to derive the epoch's data key K and
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -77,6 +81,7 @@ struct mt_devrt {
 	uint64_t (*ranges)[2];
 	struct mt_devrt_stats st;
 	uint64_t now_ms; /* of the current mt_devrt_service call */
+	int64_t op_mtime; /* of the op.pem loaded into `ssl` */
 };
 
 const char *mt_devrt_id(const struct mt_devrt *rt)
@@ -357,43 +362,49 @@ static void on_message(struct mosquitto *m, void *arg, const struct mosquitto_me
 	/* down/cmd: signed commands (protocol §6) are not acted on yet. */
 }
 
+/* When op.pem last changed (0: unknown). */
+static int64_t op_mtime(const struct mt_devrt *rt)
+{
+	struct stat st;
+
+	return stat(rt->op_pem, &st) == 0 ? (int64_t)st.st_mtim.tv_sec * 1000000000 +
+	                                             st.st_mtim.tv_nsec
+	                                   : 0;
+}
+
 static void try_connect(struct mt_devrt *rt, uint64_t now)
 {
 	EVP_PKEY *pkey = NULL;
-	SSL_CTX *ctx = NULL;
 	char why[256] = "";
+	int64_t mtime = op_mtime(rt);
 	enum mt_err e;
 	int rc;
 
 	rt->next_connect_ms = now + jitter(rt->backoff_ms);
 	rt->backoff_ms = rt->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : rt->backoff_ms * 2;
-	/* A fresh TLS context each time: op.pem changes at every renewal. */
 	e = mt_key_evp(rt->ldev, &pkey);
-	if (e == MT_OK)
-		e = mt_mqtt_tls_ctx(rt->ca_pem, rt->op_pem, pkey, rt->url.host, &ctx, why, sizeof why);
+	if (e == MT_OK && rt->ssl == NULL)
+		e = mt_mqtt_tls_ctx(rt->ca_pem, rt->op_pem, pkey, rt->url.host, &rt->ssl, why,
+		                    sizeof why);
+	else if (e == MT_OK && mtime != rt->op_mtime) /* renewed since: the new one */
+		e = mt_mqtt_tls_reload(rt->ssl, rt->op_pem, pkey);
 	EVP_PKEY_free(pkey);
 	if (e != MT_OK) {
 		fprintf(stderr, "medtrust-device %s: TLS set-up failed: %s\n", rt->id,
 		        why[0] ? why : mt_err_str(e));
 		return;
 	}
+	rt->op_mtime = mtime;
 	if (rt->mq == NULL) {
 		mt_mqtt_lib_init();
 		/* Persistent session (§3): clean start false, a day's expiry. */
-		e = mt_mqtt_client(rt->id, rt->id, false, ctx, rt, &rt->mq);
-		if (e != MT_OK) {
-			SSL_CTX_free(ctx);
+		e = mt_mqtt_client(rt->id, rt->id, false, rt->ssl, rt, &rt->mq);
+		if (e != MT_OK)
 			return;
-		}
 		mosquitto_connect_v5_callback_set(rt->mq, on_connect);
 		mosquitto_disconnect_v5_callback_set(rt->mq, on_disconnect);
 		mosquitto_message_v5_callback_set(rt->mq, on_message);
-	} else if (mosquitto_void_option(rt->mq, MOSQ_OPT_SSL_CTX, ctx) != MOSQ_ERR_SUCCESS) {
-		SSL_CTX_free(ctx);
-		return;
 	}
-	SSL_CTX_free(rt->ssl);
-	rt->ssl = ctx;
 	rc = mt_mqtt_connect(rt->mq, &rt->url, 60, MT_MQTT_SESSION_EXPIRY);
 	if (rc == MOSQ_ERR_SUCCESS) {
 		rt->connecting = true;

@@ -55,6 +55,8 @@ int mt_cli_broker(int argc, char **argv);
  * verified, 1 a record failed, 2 store/registry/audit unusable, 64 usage. */
 int mt_cli_verify_record(int argc, char **argv);
 int mt_cli_patient(int argc, char **argv);
+/* `medtrust user add|reset|list` (cmd_user.c): console users. */
+int mt_cli_user(int argc, char **argv);
 
 /* Parse a decimal uint32 exactly: digits only, no sign, no spaces, no
  * overflow.  false on anything else. */

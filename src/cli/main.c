@@ -68,6 +68,8 @@ static const char mt_top_help[] =
 	"                re-verify stored readings (decryption, certificate, signature)\n"
 	"  patient add|list|assign\n"
 	"                patients (identity encrypted at rest) and device assignments\n"
+	"  user add|reset|list\n"
+	"                console users (one-time passwords, argon2id, lockout)\n"
 	"\n"
 	"Run 'medtrust <command> --help' (e.g. 'medtrust packet seal --help') for\n"
 	"the options of each.\n"
@@ -327,6 +329,7 @@ int main(int argc, char **argv)
 		{"device", mt_cli_device}, {"crl", mt_cli_crl},
 		{"broker", mt_cli_broker},
 		{"verify-record", mt_cli_verify_record}, {"patient", mt_cli_patient},
+		{"user", mt_cli_user},
 		{NULL, NULL},
 	};
 	const struct mt_cli_sub *sub;

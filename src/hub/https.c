@@ -303,6 +303,16 @@ static void refuse(struct evhttp_request *req, int code)
 		evbuffer_free(b);
 }
 
+/* A header the handler may add: a token name that is not one the server
+ * frames or sets itself, a value without CR, LF or controls. */
+static int header_ok(const char *n, const char *v)
+{
+	return is_token(n, EXTRA_NAME_MAX) && is_field_value(v, EXTRA_VALUE_MAX) &&
+	       strcasecmp(n, "Content-Length") != 0 && strcasecmp(n, "Transfer-Encoding") != 0 &&
+	       strcasecmp(n, "Connection") != 0 && strcasecmp(n, "Content-Type") != 0 &&
+	       strcasecmp(n, "Cache-Control") != 0;
+}
+
 /* Send the handler's answer; takes rs->body. */
 static void send_answer(struct evhttp_request *req, struct mt_https_resp *rs)
 {
@@ -316,15 +326,15 @@ static void send_answer(struct evhttp_request *req, struct mt_https_resp *rs)
 		ct = "application/octet-stream";
 	if (ok && ct != NULL && !is_field_value(ct, EXTRA_VALUE_MAX))
 		ok = 0;
-	if (ok && rs->extra_header_name != NULL) {
-		const char *n = rs->extra_header_name;
-		if (!is_token(n, EXTRA_NAME_MAX) ||
-		    !is_field_value(rs->extra_header_value, EXTRA_VALUE_MAX) ||
-		    strcasecmp(n, "Content-Length") == 0 ||
-		    strcasecmp(n, "Transfer-Encoding") == 0 || strcasecmp(n, "Connection") == 0 ||
-		    strcasecmp(n, "Content-Type") == 0 || strcasecmp(n, "Cache-Control") == 0)
+	if (ok && rs->extra_header_name != NULL &&
+	    !header_ok(rs->extra_header_name, rs->extra_header_value))
+		ok = 0;
+	if (ok && rs->n_headers > MT_HTTPS_HEADERS_OUT)
+		ok = 0;
+	for (size_t i = 0; ok && i < rs->n_headers; i++)
+		if (memchr(rs->headers[i].value, '\0', sizeof rs->headers[i].value) == NULL ||
+		    !header_ok(rs->headers[i].name, rs->headers[i].value))
 			ok = 0;
-	}
 	if (ok && rs->body == NULL && rs->body_len > 0)
 		ok = 0;
 	if (ok) {
@@ -343,6 +353,9 @@ static void send_answer(struct evhttp_request *req, struct mt_https_resp *rs)
 	if (ok && rs->extra_header_name != NULL &&
 	    evhttp_add_header(oh, rs->extra_header_name, rs->extra_header_value) != 0)
 		ok = 0;
+	for (size_t i = 0; ok && i < rs->n_headers; i++)
+		if (evhttp_add_header(oh, rs->headers[i].name, rs->headers[i].value) != 0)
+			ok = 0;
 	if (ok && (evhttp_add_header(oh, "Cache-Control", "no-store") != 0 ||
 	           evhttp_add_header(oh, "X-Content-Type-Options", "nosniff") != 0))
 		ok = 0;
@@ -448,6 +461,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	 * the body by the first Content-Length; a second one that says
 	 * otherwise is a smuggling attempt, not a client bug. */
 	if (header_count(ih, "Content-Type") > 1 || header_count(ih, "Authorization") > 1 ||
+	    header_count(ih, "Cookie") > 1 ||
 	    header_count(ih, "Content-Length") > 1 || header_count(ih, "Transfer-Encoding") > 1 ||
 	    header_count(ih, "Host") > 1) {
 		refuse_told(s, req, rq.method, 400);
@@ -535,6 +549,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	rq.query = evhttp_uri_get_query(uri);
 	rq.content_type = evhttp_find_header(ih, "Content-Type");
 	rq.authorization = evhttp_find_header(ih, "Authorization");
+	rq.cookie = evhttp_find_header(ih, "Cookie");
 	peer_address(evcon, rq.source, sizeof rq.source, &rq.source_port);
 
 	s->h(s->arg, &rq, &rs);

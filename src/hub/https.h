@@ -44,6 +44,14 @@
  *     handshake's CertificateVerify still proves the leaf's key.
  *   - `source` is IPv4 text for IPv4-mapped IPv6 peers of a "::" listener,
  *     so per-source limits (D10) see one address per client.
+ *   - for the web console (console.h, docs/console.md): mt_https_req
+ *     gained `cookie` (the Cookie header; given twice: refused), and
+ *     mt_https_resp gained `headers[]`, up to MT_HTTPS_HEADERS_OUT more
+ *     answer headers with their values held in the answer itself (a
+ *     console page carries seven security headers, Set-Cookie and
+ *     Location; a session cookie is made per request, so its value
+ *     cannot be a string literal).  Both are additive: a handler that
+ *     leaves them zero answers exactly as before.
  */
 #ifndef MT_HUB_HTTPS_H
 #define MT_HUB_HTTPS_H
@@ -62,6 +70,8 @@
 #define MT_HTTPS_THREADS_MAX 64    /* worker threads */
 #define MT_HTTPS_BODY_LIMIT (16u << 20) /* the largest body_max accepted */
 #define MT_HTTPS_CONNS_LIMIT 65536 /* the largest max_conns accepted */
+#define MT_HTTPS_HEADERS_OUT 12    /* headers[] of an answer */
+#define MT_HTTPS_HEADER_VALUE_MAX 1024 /* bytes of one answer header value, NUL included */
 
 /* One request as the handler sees it.  Everything is owned by the server
  * and valid only during the handler call. */
@@ -72,6 +82,7 @@ struct mt_https_req {
 	const char *query;        /* raw query string or NULL */
 	const char *content_type; /* the Content-Type header or NULL (given twice: refused) */
 	const char *authorization;/* the Authorization header or NULL (given twice: refused) */
+	const char *cookie;       /* the Cookie header or NULL (given twice: refused) */
 	const uint8_t *body;      /* NUL-terminated copy; body_len excludes the NUL */
 	size_t body_len;
 	/* The client's certificates as sent in the handshake, leaf first
@@ -96,6 +107,11 @@ struct mt_https_req {
  * answer into a bodiless 500.  Every answer carries `Cache-Control:
  * no-store` and `X-Content-Type-Options: nosniff`; a body without a
  * content_type goes as application/octet-stream. */
+struct mt_https_header {
+	const char *name; /* a string literal: an RFC 9110 token of ≤ 64 bytes */
+	char value[MT_HTTPS_HEADER_VALUE_MAX]; /* NUL-terminated */
+};
+
 struct mt_https_resp {
 	int status;
 	const char *content_type; /* a string literal, or NULL */
@@ -103,6 +119,12 @@ struct mt_https_resp {
 	size_t body_len;
 	const char *extra_header_name;  /* optional, e.g. "Retry-After" (≤ 64 bytes) */
 	const char *extra_header_value; /* copied (≤ 1024 bytes) */
+	/* More headers, sent in order after the extra header, under the same
+	 * rules (a name may repeat: two Set-Cookie).  n_headers >
+	 * MT_HTTPS_HEADERS_OUT, like a header that breaks a rule, turns the
+	 * answer into a bodiless 500. */
+	size_t n_headers;
+	struct mt_https_header headers[MT_HTTPS_HEADERS_OUT];
 };
 
 typedef void (*mt_https_handler)(void *arg, const struct mt_https_req *rq,

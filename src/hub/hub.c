@@ -56,6 +56,7 @@
 #include <openssl/pem.h>
 
 #include "hub.h"
+#include "console.h"
 #include "medtrust/mt_est.h"
 #include "medtrust/mt_message.h"
 #include "medtrust/mt_util.h"
@@ -80,6 +81,7 @@ struct mt_hub {
 	char hub_kx_b64[2 * MT_SPKI_MAX];
 	char broker_url[300];
 	int64_t crl_next_update;
+	struct mt_console *console; /* every path but EST, /mt/ and /healthz */
 };
 
 struct mt_deploy *mt_hub_deploy(struct mt_hub *h)
@@ -299,6 +301,15 @@ enum mt_err mt_hub_open(const char *conf_path, struct mt_hub **out, char *why, s
 	e = load_public(h, why, why_cap);
 	if (e == MT_OK)
 		e = mt_registry_crl_next_update(h->d->reg, &h->crl_next_update);
+	if (e == MT_OK) {
+		char note[256];
+
+		e = mt_console_open(h->d, mt_hub_audit, h, &h->console, note, sizeof note);
+		if (e != MT_OK)
+			(void)snprintf(why, why_cap, "%s", note[0] ? note : "the console failed");
+		else if (note[0] != '\0')
+			fprintf(stderr, "medtrustd: %s\n", note);
+	}
 	if (e != MT_OK) {
 		mt_hub_close(h);
 		return e;
@@ -377,6 +388,7 @@ void mt_hub_close(struct mt_hub *h)
 {
 	if (h == NULL)
 		return;
+	mt_console_close(h->console);
 	mt_key_free(h->tls_key);
 	mt_deploy_close(h->d);
 	mt_rl_free(&h->rl_source);
@@ -954,6 +966,11 @@ void mt_hub_handle(void *arg, const struct mt_https_req *rq, struct mt_https_res
 		answer_text(rs, 429, "refused: too many requests from %s; retry later", rq->source);
 		rs->extra_header_name = "Retry-After";
 		rs->extra_header_value = "1";
+		return;
+	}
+	if (h->console != NULL && strncmp(rq->path, "/.well-known/", 13) != 0 &&
+	    strncmp(rq->path, "/mt/", 4) != 0) {
+		mt_console_handle(h->console, rq, rs); /* the web console (console.h) */
 		return;
 	}
 	if (strcmp(rq->path, "/.well-known/est/cacerts") == 0 && get)

@@ -31,6 +31,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -175,7 +176,7 @@ struct done {
 struct mt_ingest {
 	struct mt_ingest_opts o;
 	struct mt_store *store;
-	struct mt_registry *reg; /* under klock */
+	struct mt_registry *reg; /* under reglock */
 	struct mt_key *kx;       /* the hub's kx key (token) */
 	struct mosquitto *mq;
 	struct mt_mqtt_url url;
@@ -192,7 +193,7 @@ struct mt_ingest {
 	struct devq *ready_head, *ready_tail;
 	size_t q_items, q_bytes;
 
-	pthread_mutex_t klock;
+	pthread_mutex_t klock, reglock;
 	struct devkey *khash[HASH_BUCKETS];
 	uint64_t kgen;
 	int64_t reg_version;
@@ -250,9 +251,11 @@ static void devkey_put(struct devkey *k)
 	}
 }
 
-/* Build a device's keys from the registry (klock held).  MT_ERR_NOT_FOUND:
- * unknown, or not onboarded (no keys to open anything with). */
-static enum mt_err devkey_build(struct mt_ingest *g, const char *dev, struct devkey **out)
+/* Build a device's keys from the registry (reglock held), as of registry
+ * generation `gen`.  MT_ERR_NOT_FOUND: unknown, or not onboarded (no keys
+ * to open anything with). */
+static enum mt_err devkey_build(struct mt_ingest *g, const char *dev, uint64_t gen,
+                                struct devkey **out)
 {
 	struct mt_device_rec rec;
 	struct mt_pubkey *kxpub = NULL;
@@ -271,7 +274,7 @@ static enum mt_err devkey_build(struct mt_ingest *g, const char *dev, struct dev
 		return MT_ERR_NOMEM;
 	atomic_init(&k->refs, 1);
 	(void)snprintf(k->dev, sizeof k->dev, "%s", dev);
-	k->gen = g->kgen;
+	k->gen = gen;
 	k->status = rec.status == MT_DEV_ACTIVE    ? MT_VIEW_ACTIVE
 	            : rec.status == MT_DEV_REVOKED ? MT_VIEW_REVOKED
 	                                           : MT_VIEW_DECOMMISSIONED;
@@ -298,35 +301,55 @@ static enum mt_err devkey_build(struct mt_ingest *g, const char *dev, struct dev
 	return MT_OK;
 }
 
-/* The device's keys with a reference the caller puts back. */
+/* The device's keys with a reference the caller puts back.  A missing or
+ * outdated entry is built outside `klock` (registry read and ECDH in the
+ * token take a millisecond or more, and every worker would wait behind
+ * it), under `reglock`, and inserted unless another worker was faster. */
 static enum mt_err devkey_get(struct mt_ingest *g, const char *dev, struct devkey **out)
 {
 	uint32_t h = hash_dev(dev);
-	struct devkey **pp, *k;
-	enum mt_err e = MT_OK;
+	struct devkey **pp, *k, *fresh = NULL;
+	uint64_t gen;
+	enum mt_err e;
+
+	*out = NULL;
+	pthread_mutex_lock(&g->klock);
+	for (k = g->khash[h]; k; k = k->hnext)
+		if (strcmp(k->dev, dev) == 0 && k->gen == g->kgen) {
+			atomic_fetch_add(&k->refs, 1);
+			pthread_mutex_unlock(&g->klock);
+			*out = k;
+			return MT_OK;
+		}
+	gen = g->kgen;
+	pthread_mutex_unlock(&g->klock);
+
+	pthread_mutex_lock(&g->reglock);
+	e = devkey_build(g, dev, gen, &fresh);
+	pthread_mutex_unlock(&g->reglock);
+	if (e != MT_OK)
+		return e;
 
 	pthread_mutex_lock(&g->klock);
 	for (pp = &g->khash[h]; *pp; pp = &(*pp)->hnext)
 		if (strcmp((*pp)->dev, dev) == 0)
 			break;
 	k = *pp;
-	if (k != NULL && k->gen != g->kgen) { /* the registry changed: rebuild */
-		*pp = k->hnext;
-		devkey_put(k);
-		k = NULL;
-	}
-	if (k == NULL) {
-		e = devkey_build(g, dev, &k);
-		if (e == MT_OK) {
-			k->hnext = g->khash[h];
-			g->khash[h] = k;
+	if (k != NULL && k->gen >= fresh->gen) { /* another worker was faster */
+		devkey_put(fresh);
+	} else {
+		if (k != NULL) { /* outdated: replace (users keep their reference) */
+			*pp = k->hnext;
+			devkey_put(k);
 		}
+		fresh->hnext = g->khash[h];
+		g->khash[h] = fresh;
+		k = fresh;
 	}
-	if (k != NULL)
-		atomic_fetch_add(&k->refs, 1);
+	atomic_fetch_add(&k->refs, 1);
 	pthread_mutex_unlock(&g->klock);
 	*out = k;
-	return e;
+	return MT_OK;
 }
 
 struct lookup_ctx {
@@ -734,8 +757,6 @@ static enum mt_err commit_group(struct mt_ingest *g, struct done **ds, size_t n,
 			                                    : "counter below the window");
 			continue;
 		}
-		mt_replay_mark(&w->w, d->ctr); /* implausible too: §5 */
-		w->dirty = true;
 		if (d->kind == D_READING) {
 			struct mt_store_reading r = {
 			        .dev = d->dev, .ctr = d->ctr, .epoch = d->epoch, .typ = d->typ,
@@ -745,22 +766,34 @@ static enum mt_err commit_group(struct mt_ingest *g, struct done **ds, size_t n,
 
 			e = mt_store_reading_put(g->store, &r, NULL);
 			v[i] = V_STORED;
-			if (e == MT_ERR_PKT_DUPLICATE) { /* the backstop: UNIQUE(dev, ctr) */
-				v[i] = V_DUP;
-				e = MT_OK;
-			}
 		} else if (d->kind == D_ALERT) {
 			e = mt_store_alert_put(g->store, d->dev, d->ctr, d->ts_ms, d->received_ms,
 			                       d->data, d->len, NULL);
 			v[i] = V_ALERT;
-			if (e == MT_ERR_PKT_DUPLICATE) {
-				v[i] = V_DUP;
-				e = MT_OK;
-			}
 		} else {
 			v[i] = V_REFUSED;
 			d->refusal = MT_IC_IMPLAUSIBLE;
 		}
+		if (e == MT_ERR_PKT_DUPLICATE) { /* the backstop: UNIQUE(dev, ctr) */
+			v[i] = V_DUP;
+			e = MT_OK;
+		} else if (e == MT_ERR_ARG) {
+			/* A row the store will not take (a bug of ours, not the
+			 * packet's): leave it unresolved and its counter unmarked,
+			 * so the device's resend gets another chance; the rest of
+			 * the group goes on. */
+			fprintf(stderr, "medtrustd: ingest: the store refused %s ctr %llu\n", d->dev,
+			        (unsigned long long)d->ctr);
+			count(g, MT_IC_STORE_FAILED, 1);
+			v[i] = V_NONE;
+			e = MT_OK;
+			continue;
+		}
+		if (e != MT_OK)
+			break;
+		/* Marked only once the row is in: implausible too (§5). */
+		mt_replay_mark(&w->w, d->ctr);
+		w->dirty = true;
 		if (i == n / 2)
 			fail_point(g, 2);
 	}
@@ -1059,12 +1092,18 @@ static void tick_registry(struct mt_ingest *g)
 {
 	int64_t v = 0;
 
-	pthread_mutex_lock(&g->klock);
-	if (mt_registry_data_version(g->reg, &v) == MT_OK && v != g->reg_version) {
+	bool changed;
+
+	pthread_mutex_lock(&g->reglock);
+	changed = mt_registry_data_version(g->reg, &v) == MT_OK && v != g->reg_version;
+	if (changed)
 		g->reg_version = v;
+	pthread_mutex_unlock(&g->reglock);
+	if (changed) {
+		pthread_mutex_lock(&g->klock);
 		g->kgen++; /* every cached device is rebuilt on its next packet */
+		pthread_mutex_unlock(&g->klock);
 	}
-	pthread_mutex_unlock(&g->klock);
 }
 
 static void *ticker_main(void *arg)
@@ -1139,24 +1178,57 @@ static void on_disconnect(struct mosquitto *m, void *arg, int rc, const mosquitt
 		        mosquitto_reason_string(rc));
 }
 
+/* Run the client's I/O until the link drops or the hub stops: poll()
+ * rather than mosquitto_loop()'s select(), which cannot watch a socket
+ * numbered 1024 or above (a busy hub has that many descriptors).  The
+ * 20 ms timeout bounds how long a receipt published by the ticker waits
+ * for this thread to write it. */
+static int net_run(struct mt_ingest *g)
+{
+	int rc = MOSQ_ERR_SUCCESS;
+
+	while (rc == MOSQ_ERR_SUCCESS && !atomic_load(&g->stopping)) {
+		struct pollfd p = {.fd = mosquitto_socket(g->mq), .events = POLLIN};
+
+		if (p.fd < 0)
+			return MOSQ_ERR_NO_CONN;
+		if (mosquitto_want_write(g->mq))
+			p.events |= POLLOUT;
+		if (poll(&p, 1, 20) < 0 && errno != EINTR)
+			return MOSQ_ERR_ERRNO;
+		if (p.revents & (POLLIN | POLLHUP | POLLERR))
+			rc = mosquitto_loop_read(g->mq, 1);
+		if (rc == MOSQ_ERR_SUCCESS && mosquitto_want_write(g->mq))
+			rc = mosquitto_loop_write(g->mq, 1);
+		if (rc == MOSQ_ERR_SUCCESS)
+			rc = mosquitto_loop_misc(g->mq);
+	}
+	return rc;
+}
+
 /* The network thread: connect, run the client, reconnect with jittered
  * exponential back-off (1 s doubling to 30 s) when the link drops. */
 static void *net_main(void *arg)
 {
 	struct mt_ingest *g = arg;
-	unsigned backoff = 1;
+	unsigned backoff = 1, failures = 0;
 
 	while (!atomic_load(&g->stopping)) {
 		int rc = mt_mqtt_connect(g->mq, &g->url, 30, MT_MQTT_SESSION_EXPIRY);
 
-		while (rc == MOSQ_ERR_SUCCESS && !atomic_load(&g->stopping)) {
-			rc = mosquitto_loop(g->mq, 100, 1);
-			if (atomic_load(&g->connected))
-				backoff = 1;
+		if (rc == MOSQ_ERR_SUCCESS)
+			rc = net_run(g);
+		if (atomic_exchange(&g->connected, false)) {
+			if (!atomic_load(&g->stopping))
+				fprintf(stderr, "medtrustd: lost the broker (%s); reconnecting\n",
+				        mosquitto_strerror(rc));
+			backoff = 1;
+			failures = 0;
+		} else if (!atomic_load(&g->stopping) && (failures++ == 0 || backoff == 30)) {
+			/* Never connected: say why, once and then at the slowest pace. */
+			fprintf(stderr, "medtrustd: cannot reach the broker mqtts://%s:%u (%s)\n",
+			        g->url.host, (unsigned)g->url.port, mosquitto_strerror(rc));
 		}
-		if (atomic_exchange(&g->connected, false) && !atomic_load(&g->stopping))
-			fprintf(stderr, "medtrustd: lost the broker (%s); reconnecting\n",
-			        mosquitto_strerror(rc));
 		for (unsigned i = 0; i < backoff * 10 && !atomic_load(&g->stopping); i++) {
 			struct timespec ts = {0, 100000000L};
 
@@ -1234,6 +1306,7 @@ enum mt_err mt_ingest_start(const struct mt_ingest_opts *o, struct mt_ingest **o
 	pthread_mutex_init(&g->qlock, NULL);
 	pthread_cond_init(&g->qcond, NULL);
 	pthread_mutex_init(&g->klock, NULL);
+	pthread_mutex_init(&g->reglock, NULL);
 	pthread_mutex_init(&g->dlock, NULL);
 	pthread_cond_init(&g->dcond, NULL);
 	parse_fail_point(g);
@@ -1305,6 +1378,15 @@ enum mt_err mt_ingest_start(const struct mt_ingest_opts *o, struct mt_ingest **o
 	e = mt_mqtt_client(g->client_id, "hub", false, o->ssl_ctx, g, &g->mq);
 	if (e != MT_OK) {
 		mt_say(why, why_cap, "cannot make the MQTT client: %s", mt_err_str(e));
+		goto fail;
+	}
+	/* Let the broker have as many messages in flight to the hub as it
+	 * likes: with libmosquitto's default of 20 and several publishers,
+	 * Mosquitto 2.0 dropped QoS 1 messages it had acknowledged
+	 * (FIELD-NOTES); bench/ingest saw the same. */
+	if (mosquitto_int_option(g->mq, MOSQ_OPT_RECEIVE_MAXIMUM, 65535) != MOSQ_ERR_SUCCESS) {
+		mt_say(why, why_cap, "cannot set the MQTT receive maximum");
+		e = MT_ERR_ARG;
 		goto fail;
 	}
 	mosquitto_connect_v5_callback_set(g->mq, on_connect);
@@ -1380,6 +1462,7 @@ void mt_ingest_stop(struct mt_ingest *g)
 	pthread_mutex_destroy(&g->qlock);
 	pthread_cond_destroy(&g->qcond);
 	pthread_mutex_destroy(&g->klock);
+	pthread_mutex_destroy(&g->reglock);
 	pthread_mutex_destroy(&g->dlock);
 	pthread_cond_destroy(&g->dcond);
 	free((void *)g->lat);

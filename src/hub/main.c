@@ -46,6 +46,7 @@
 #include "ingest.h"
 #include "mt_mqtt.h"
 #include "medtrust/mt_keystore.h"
+#include "medtrust/mt_message.h"
 
 #define TICK_SECONDS 5
 #define COUNTS_EVERY 12 /* ticks between two ingest count lines (one minute) */
@@ -54,6 +55,27 @@ static const char usage[] =
         "usage: medtrustd [-c CONF] [--listen ADDR] [--port N] [--threads N] "
         "[--port-file FILE]\n"
         "                 [--mqtt-client-id ID] [--ingest-workers N] [--no-ingest]\n";
+
+/* A device's critical alert (fast packet), committed: one line for the
+ * operator until the alerting of a later part takes it over. */
+static void on_alert(void *ctx, const struct mt_ingest_alert *a)
+{
+	static const char *const prio[] = {"?", "low", "medium", "high"};
+	char text[MT_TEXT_MAX + 1];
+	size_t i = 0;
+
+	(void)ctx;
+	/* The text is the device's: no control character reaches the log. */
+	for (; a->text[i] != '\0' && i < MT_TEXT_MAX; i++)
+		text[i] = (unsigned char)a->text[i] < 0x20 || a->text[i] == 0x7f ? '?' : a->text[i];
+	text[i] = '\0';
+	fprintf(stderr,
+	        "medtrustd: DEVICE ALERT %s code %llu priority %s \"%s\" (ctr %llu; raised %llu ms "
+	        "after the device's timestamp)\n",
+	        a->dev, (unsigned long long)a->code, prio[a->prio <= 3 ? a->prio : 0], text,
+	        (unsigned long long)a->ctr,
+	        (unsigned long long)(a->committed_ms > a->ts_ms ? a->committed_ms - a->ts_ms : 0));
+}
 
 /* One line of the ingest counters that are not zero. */
 static void log_counts(struct mt_ingest *g)
@@ -231,6 +253,7 @@ int main(int argc, char **argv)
 	if (ingest_on) {
 		struct mt_ingest_opts io = {
 		        .d = d, .client_id = client_id, .audit = mt_hub_audit, .audit_ctx = hub,
+		        .on_alert = on_alert,
 		};
 		struct mt_mqtt_url u;
 

@@ -135,6 +135,18 @@ fail:
 	return e;
 }
 
+enum mt_err mt_mqtt_tls_reload(SSL_CTX *ctx, const char *cert_file, EVP_PKEY *key)
+{
+	enum mt_err e = MT_OK;
+
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1)
+		e = MT_ERR_PKI_FORMAT;
+	else if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+		e = MT_ERR_CRYPTO;
+	ERR_clear_error();
+	return e;
+}
+
 enum mt_err mt_mqtt_client(const char *client_id, const char *username, bool clean_start,
                            SSL_CTX *ctx, void *userdata, struct mosquitto **out)
 {

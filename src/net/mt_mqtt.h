@@ -46,6 +46,13 @@ MT_NODISCARD enum mt_err mt_mqtt_tls_ctx(const char *ca_file, const char *cert_f
                                          EVP_PKEY *key, const char *host, SSL_CTX **out,
                                          char *why, size_t why_cap);
 
+/* Load a renewed client certificate (and its key) into an existing
+ * context, for the next connection.  (libmosquitto keeps a reference to
+ * the context it was given and never drops it when handed another, so a
+ * client keeps one context for life.)  Errors: MT_ERR_PKI_FORMAT,
+ * MT_ERR_CRYPTO. */
+MT_NODISCARD enum mt_err mt_mqtt_tls_reload(SSL_CTX *ctx, const char *cert_file, EVP_PKEY *key);
+
 /* A libmosquitto client speaking MQTT 5 over `ctx` (referenced, not
  * owned: free the client first), username = `username`, client id
  * `client_id`, with clean start as given.  Call mt_mqtt_lib_init once per

@@ -1,0 +1,286 @@
+/*
+ * cmd_user.c — console users from the command line (mt_users.h,
+ * docs/console.md, docs/cli.md; threats F01, F02):
+ *
+ *   user add NAME --role ROLE [-c CONF]
+ *   user reset NAME [-c CONF]
+ *   user list [-c CONF]
+ *
+ * `add` and `reset` print a fresh one-time password on stdout — that line
+ * and nothing else, so that a script can take it (`make demo` does) — and
+ * the user must choose their own at the first sign-in.  The password is
+ * made here from RAND_bytes (mt_users_otp), never typed on a command line
+ * (where `ps` and shell histories would keep it), never written to the
+ * audit chain, and wiped from memory once printed.  `reset` also clears
+ * the failure count and unlocks the account.  `list` prints one JSON line
+ * per user: name, role, must_change, locked — never a hash.
+ *
+ * Every change writes an audit record before anything is printed (actor
+ * "cli:<login>"): user.add, user.reset, or user.add.refused /
+ * user.reset.refused, naming the user and never the password.  When the
+ * record cannot be written the command fails (exit 1) and prints no
+ * password: an account change that leaves no trace is not made visible.
+ *
+ * Exit codes: 0; 1 a deployment, database or key failure; 2 refused (the
+ * name is taken for add, unknown for reset); 64 usage.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "cli.h"
+#include "medtrust/mt_deploy.h"
+#include "medtrust/mt_users.h"
+
+static const char user_usage[] = "medtrust user add|reset|list ... [-c CONF]";
+
+static const char user_help[] =
+        "usage: medtrust user add NAME --role ROLE [-c CONF]\n"
+        "       medtrust user reset NAME [-c CONF]\n"
+        "       medtrust user list [-c CONF]\n"
+        "\n"
+        "Users of the web console.  add creates NAME with ROLE (admin, clinician,\n"
+        "biomed or auditor) and prints a one-time password on stdout; reset gives\n"
+        "an existing user a new one-time password and unlocks the account.  Either\n"
+        "way the user must choose their own password (at least 12 characters) at\n"
+        "the first sign-in.  list prints one JSON line per user: name, role,\n"
+        "must_change, locked.  Passwords are stored only as argon2id hashes, and\n"
+        "every change is an audit record that never holds a password.\n"
+        "\n"
+        "  NAME               1-64 of a-z 0-9 . _ - (starting with a letter or digit)\n"
+        "  --role ROLE        admin | clinician | biomed | auditor\n"
+        "  -c, --config CONF  the deployment's medtrust.conf\n"
+        "\n"
+        "Exit codes: 0; 1 a deployment, database or key failure; 2 refused (add: the\n"
+        "name is taken; reset: no such user); 64 usage.\n";
+
+static const char *actor(char *buf, size_t cap)
+{
+	struct passwd *pw = getpwuid(getuid());
+
+	(void)snprintf(buf, cap, "cli:%s", pw && pw->pw_name ? pw->pw_name : "unknown");
+	return buf;
+}
+
+/* Open the deployment, its audit chain (with `audit`) and its users; on
+ * failure say why on stderr. */
+static enum mt_err open_users(const char *conf, bool audit, struct mt_deploy **d,
+                              struct mt_users **u)
+{
+	char why[512] = "";
+	enum mt_err e = mt_deploy_open(conf, d, why, sizeof why);
+
+	*u = NULL;
+	if (e != MT_OK) {
+		*d = NULL;
+		fprintf(stderr, "error: opening the deployment: %s\n", why[0] ? why : mt_err_str(e));
+		return e;
+	}
+	if (audit) {
+		e = mt_deploy_open_audit(*d);
+		if (e != MT_OK) {
+			fprintf(stderr, "error: opening the audit chain: %s\n", mt_err_str(e));
+			return e;
+		}
+	}
+	e = mt_users_open(mt_deploy_get(*d, "db_path"), u);
+	if (e != MT_OK)
+		fprintf(stderr, "error: opening the users in %s: %s\n", mt_deploy_get(*d, "db_path"),
+		        mt_err_str(e));
+	return e;
+}
+
+static int print_password(char *otp)
+{
+	int rc = MT_EXIT_OK;
+
+	if (printf("%s\n", otp) < 0 || fflush(stdout) != 0)
+		rc = mt_cli__error("writing stdout", MT_ERR_IO);
+	OPENSSL_cleanse(otp, MT_USER_OTP_LEN + 1);
+	return rc;
+}
+
+static int user_add(int argc, char **argv)
+{
+	const char *cmd = "user add", *conf = NULL, *role_s = NULL, *pos[1] = {NULL};
+	const struct mt_cli_opt opts[] = {{"config", 'c', MT_CLI_VALUE, &conf, NULL},
+	                                  {"role", 0, MT_CLI_VALUE, &role_s, NULL},
+	                                  {NULL, 0, MT_CLI_VALUE, NULL, NULL}};
+	char otp[MT_USER_OTP_LEN + 1], who[96], detail[128];
+	struct mt_deploy *d = NULL;
+	struct mt_users *u = NULL;
+	enum mt_role role;
+	bool exists = false;
+	enum mt_err e, ae;
+	int rc = mt_cli__parse_operands(cmd, user_usage, user_help, argc, argv, opts, pos, 1);
+
+	if (rc != MT_CLI_CONTINUE)
+		return rc;
+	if (!mt_user_name_valid(pos[0]))
+		return mt_cli__usage(cmd, user_usage, "'%s' is not a user name (1-64 of a-z 0-9 . _ -)",
+		                     pos[0]);
+	if (role_s == NULL)
+		return mt_cli__usage(cmd, user_usage, "--role is required");
+	if (!mt_role_parse(role_s, &role))
+		return mt_cli__usage(cmd, user_usage,
+		                     "--role: '%s' is none of admin, clinician, biomed, auditor", role_s);
+	memset(otp, 0, sizeof otp);
+	e = open_users(conf, true, &d, &u);
+	if (e != MT_OK) {
+		rc = MT_EXIT_ERROR;
+		goto out;
+	}
+	e = mt_users_otp(otp, sizeof otp);
+	if (e == MT_OK)
+		e = mt_users_add(u, pos[0], role, otp, mt_deploy_now(), &exists);
+	(void)snprintf(detail, sizeof detail, "{\"role\":\"%s\"%s}", mt_role_name(role),
+	               exists ? ",\"reason\":\"exists\"" : e != MT_OK ? ",\"reason\":\"error\"" : "");
+	ae = mt_deploy_audit(d, actor(who, sizeof who), exists ? "user.add.refused" : "user.add",
+	                     pos[0], e == MT_OK ? MT_AUDIT_OK : exists ? MT_AUDIT_REFUSED
+	                                                               : MT_AUDIT_ERROR,
+	                     detail);
+	if (exists) {
+		fprintf(stderr, "refused: a user named '%s' exists (medtrust user reset gives it a new "
+		                "password)\n",
+		        pos[0]);
+		rc = MT_EXIT_REFUSED;
+	} else if (e != MT_OK) {
+		rc = mt_cli__error("adding the user", e);
+	} else if (ae != MT_OK) {
+		rc = mt_cli__error("writing the audit record (the user was added; reset it)", ae);
+	} else {
+		rc = print_password(otp);
+	}
+	if (rc == MT_EXIT_OK)
+		fprintf(stderr, "added %s (%s): the password above is for one sign-in only\n", pos[0],
+		        mt_role_name(role));
+out:
+	OPENSSL_cleanse(otp, sizeof otp);
+	mt_users_close(u);
+	mt_deploy_close(d);
+	return rc;
+}
+
+static int user_reset(int argc, char **argv)
+{
+	const char *cmd = "user reset", *conf = NULL, *pos[1] = {NULL};
+	const struct mt_cli_opt opts[] = {{"config", 'c', MT_CLI_VALUE, &conf, NULL},
+	                                  {NULL, 0, MT_CLI_VALUE, NULL, NULL}};
+	char otp[MT_USER_OTP_LEN + 1], who[96], detail[128];
+	struct mt_deploy *d = NULL;
+	struct mt_users *u = NULL;
+	struct mt_user before;
+	bool was_locked = false;
+	enum mt_err e, ae;
+	int rc = mt_cli__parse_operands(cmd, user_usage, user_help, argc, argv, opts, pos, 1);
+
+	if (rc != MT_CLI_CONTINUE)
+		return rc;
+	if (!mt_user_name_valid(pos[0]))
+		return mt_cli__usage(cmd, user_usage, "'%s' is not a user name (1-64 of a-z 0-9 . _ -)",
+		                     pos[0]);
+	memset(otp, 0, sizeof otp);
+	e = open_users(conf, true, &d, &u);
+	if (e != MT_OK) {
+		rc = MT_EXIT_ERROR;
+		goto out;
+	}
+	e = mt_users_get(u, pos[0], &before);
+	if (e == MT_OK) {
+		was_locked = mt_user_locked(&before, mt_deploy_now());
+		e = mt_users_otp(otp, sizeof otp);
+	}
+	if (e == MT_OK)
+		e = mt_users_reset(u, pos[0], otp, mt_deploy_now());
+	(void)snprintf(detail, sizeof detail, "{\"unlocked\":%s%s}", was_locked ? "true" : "false",
+	               e == MT_ERR_NOT_FOUND ? ",\"reason\":\"no_such_user\""
+	               : e != MT_OK          ? ",\"reason\":\"error\""
+	                                     : "");
+	ae = mt_deploy_audit(d, actor(who, sizeof who),
+	                     e == MT_ERR_NOT_FOUND ? "user.reset.refused" : "user.reset", pos[0],
+	                     e == MT_OK ? MT_AUDIT_OK : e == MT_ERR_NOT_FOUND ? MT_AUDIT_REFUSED
+	                                                                       : MT_AUDIT_ERROR,
+	                     detail);
+	if (e == MT_ERR_NOT_FOUND) {
+		fprintf(stderr, "refused: no user named '%s'\n", pos[0]);
+		rc = MT_EXIT_REFUSED;
+	} else if (e != MT_OK) {
+		rc = mt_cli__error("resetting the user", e);
+	} else if (ae != MT_OK) {
+		rc = mt_cli__error("writing the audit record (the password was reset; reset again)",
+		                   ae);
+	} else {
+		rc = print_password(otp);
+	}
+	if (rc == MT_EXIT_OK)
+		fprintf(stderr, "reset %s%s: the password above is for one sign-in only\n", pos[0],
+		        was_locked ? " (unlocked)" : "");
+out:
+	OPENSSL_cleanse(otp, sizeof otp);
+	mt_users_close(u);
+	mt_deploy_close(d);
+	return rc;
+}
+
+struct list_run {
+	int64_t now;
+	bool failed;
+};
+
+static enum mt_err list_one(void *ctx, const struct mt_user *user)
+{
+	struct list_run *r = ctx;
+	char js[2][6 * (MT_USER_NAME_MAX + 1) + 3];
+
+	if (printf("{\"name\":%s,\"role\":%s,\"must_change\":%s,\"locked\":%s}\n",
+	           mt_deploy_json_str(user->name, js[0], sizeof js[0]),
+	           mt_deploy_json_str(mt_role_name(user->role), js[1], sizeof js[1]),
+	           user->must_change ? "true" : "false",
+	           mt_user_locked(user, r->now) ? "true" : "false") < 0) {
+		r->failed = true;
+		return MT_ERR_IO;
+	}
+	return MT_OK;
+}
+
+static int user_list(int argc, char **argv)
+{
+	const char *cmd = "user list", *conf = NULL;
+	const struct mt_cli_opt opts[] = {{"config", 'c', MT_CLI_VALUE, &conf, NULL},
+	                                  {NULL, 0, MT_CLI_VALUE, NULL, NULL}};
+	struct mt_deploy *d = NULL;
+	struct mt_users *u = NULL;
+	struct list_run r = {mt_deploy_now(), false};
+	enum mt_err e;
+	int rc = mt_cli__parse_operands(cmd, user_usage, user_help, argc, argv, opts, NULL, 0);
+
+	if (rc != MT_CLI_CONTINUE)
+		return rc;
+	rc = MT_EXIT_OK;
+	e = open_users(conf, false, &d, &u);
+	if (e != MT_OK) {
+		rc = MT_EXIT_ERROR;
+	} else {
+		e = mt_users_list(u, list_one, &r);
+		if (e != MT_OK)
+			rc = mt_cli__error(r.failed ? "writing stdout" : "reading the users", e);
+		else if (fflush(stdout) != 0)
+			rc = mt_cli__error("writing stdout", MT_ERR_IO);
+	}
+	mt_users_close(u);
+	mt_deploy_close(d);
+	return rc;
+}
+
+int mt_cli_user(int argc, char **argv)
+{
+	static const struct mt_cli_sub subs[] = {
+	        {"add", user_add}, {"reset", user_reset}, {"list", user_list}, {NULL, NULL}};
+
+	return mt_cli__dispatch("user", user_usage, user_help, subs, argc, argv);
+}

@@ -1,0 +1,57 @@
+/*
+ * console.h — the web console of medtrustd: sign-in, forced password
+ * change, the ward overview, sign-out; server-rendered HTML behind the
+ * hub's HTTPS server (https.h), with sessions, CSRF tokens, lockout and a
+ * strict Content-Security-Policy (docs/console.md; threats F01–F07, F16).
+ *
+ *   GET  /                  303 to /ward (signed in) or /login
+ *   GET  /login, POST /login       sign in (user, password, csrf)
+ *   GET  /password, POST /password change the password (current, new,
+ *                                  repeat, csrf); forced after a one-time
+ *                                  password
+ *   GET  /ward              every ward, its patients, their devices and
+ *                           newest values; refreshes itself every 10 s
+ *   POST /logout            sign out (csrf)
+ *   GET  /static/console.css
+ *
+ * The hub routes here every request that is not EST (/.well-known/),
+ * device API (/mt/) or /healthz (hub.c), after its per-source rate limit.
+ *
+ * Threads: mt_console_handle is called from any HTTPS worker.  Sessions,
+ * the users database and the readings store each have their own lock;
+ * logins are serialised (one argon2id computation, 64 MiB, at a time).
+ */
+#ifndef MT_HUB_CONSOLE_H
+#define MT_HUB_CONSOLE_H
+
+#include <stddef.h>
+
+#include "https.h"
+#include "medtrust/mt_audit.h"
+#include "medtrust/mt_deploy.h"
+
+struct mt_console;
+
+/* How the console writes audit records (the hub's mt_hub_audit). */
+typedef void (*mt_console_audit_fn)(void *arg, const char *actor, const char *action,
+                                    const char *subject, enum mt_audit_outcome outcome,
+                                    const char *detail);
+
+/* Open the console of deployment `d` (borrowed: it must outlive the
+ * console): its users (mt_users_open on db_path) and a readings-store
+ * connection of its own (mt_deploy_open_store).  Call it on the thread
+ * that opens the deployment's other stores (it may open the KEK).  A
+ * store that cannot be opened is not fatal: the console then answers
+ * /ward with 503 and says why on stderr; `why` gets the sentence.
+ * Errors: MT_ERR_ARG, MT_ERR_NOMEM, MT_ERR_RANDOM, mt_users_open's. */
+MT_NODISCARD enum mt_err mt_console_open(struct mt_deploy *d, mt_console_audit_fn audit,
+                                         void *audit_arg, struct mt_console **out, char *why,
+                                         size_t why_cap);
+void mt_console_close(struct mt_console *c);
+
+/* Answer one request (thread-safe).  Every answer carries the console's
+ * security headers (CSP, HSTS, Referrer-Policy, X-Frame-Options, ...). */
+void mt_console_handle(struct mt_console *c, const struct mt_https_req *rq,
+                       struct mt_https_resp *rs);
+
+#endif
