@@ -1414,10 +1414,11 @@ static void ward_page(struct mt_console *c, const struct mt_https_req *rq,
 	if (total > n || failed > 0)
 		out_fmt(&o, "<p class=\"note\">%zu of %zu patients shown%s.</p>", shown, total,
 		        failed ? " (some records could not be decrypted; see verify-record)" : "");
-	out_lit(&o, "<footer>Newest value of each quantity with its time (hub clock); "
-	            "\xe2\x80\x9cno data\xe2\x80\x9d after ");
-	out_fmt(&o, "%d s without a reading. This page refreshes every %d s.</footer>", STALE_S,
-	        REFRESH_S);
+	out_lit(&o, "<footer>The newest value of each quantity, with the time the device "
+	            "measured it. \xe2\x80\x9cNo data\xe2\x80\x9d: no reading reached the hub "
+	            "for over ");
+	out_fmt(&o, "%d s (the device may be offline). This page refreshes every %d s.</footer>",
+	        STALE_S, REFRESH_S);
 	page_end(&o);
 	if (rows != NULL)
 		mt_wipe(rows, n * sizeof *rows);

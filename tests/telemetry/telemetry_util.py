@@ -234,11 +234,29 @@ class Deployment:
         for name in list(self.procs):
             self.kill(name, signal.SIGTERM)
 
+    def sanitizer_reports(self):
+        """Reports of ASan, LSan or UBSan in any process log (in the
+        sanitizer build every medtrust process runs instrumented)."""
+        found = []
+        for f in sorted(os.listdir(self.tmp)):
+            if f.endswith(".log"):
+                text = self.log(f[:-4])
+                for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                               "runtime error:"):
+                    if marker in text:
+                        i = text.index(marker)
+                        found.append("%s: %s" % (f, text[max(0, i - 200):i + 1500]))
+        return found
+
     def cleanup(self):
         self.stop_all()
-        if not os.environ.get("MT_KEEP_TMP"):
+        found = self.sanitizer_reports()
+        if not os.environ.get("MT_KEEP_TMP") and not found:
             import shutil
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if found:
+            raise AssertionError("sanitizer reports (kept in %s):\n%s" %
+                                 (self.tmp, "\n".join(found)))
 
     # -- the store and the ledger --
     def db(self):

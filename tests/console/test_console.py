@@ -1,0 +1,498 @@
+"""test_console.py — the web console of medtrustd, driven like a browser
+(docs/console.md; threats F01–F07, F16).
+
+A real deployment: medtrustd, its broker, two bedside monitors onboarding
+themselves and streaming readings through the simulator, two patients
+(one of them named `<script>alert(1)</script>`) assigned to them with the
+CLI, and console users made with `medtrust user add`.  The client is
+Python's http.client over TLS, trusting only the deployment's CA; it keeps
+cookies the way a browser does (Set-Cookie in, Cookie out, Max-Age=0
+deletes).
+
+What is shown, each by a check that fails when the property is missing:
+  - `user add` prints a one-time password (and only that) on stdout;
+    `user list` never prints a hash; the audit record never holds the
+    password;
+  - sign-in with it is forced through a password change (F02: short or
+    unchanged refused) before /ward, which then shows the patient's name
+    and MRN, decrypted, and a heart-rate value from the simulator;
+  - the session cookie is HttpOnly, Secure, SameSite=Strict, Path=/ (F04);
+    a new session id at sign-in and at a password change (F03); after
+    sign-out the old cookie is refused (F04);
+  - wrong credentials: 401 and one generic sentence, the same for an
+    unknown name; an audit record console.login refused naming the user,
+    without the password (F01);
+  - 5 failures lock the account: refused even with the right password,
+    audited as console.lockout; an unknown name locks alike; `user reset`
+    unlocks (F01);
+  - POST without or with a wrong CSRF token: 403, nothing changes (F05);
+  - every console answer carries the CSP, nosniff, no-referrer, no-store,
+    X-Frame-Options DENY and HSTS (F06, F16);
+  - the patient named <script> appears escaped, never as markup (F06);
+    nothing from the URL is reflected (F07);
+  - without a session /ward and / redirect to /login;
+  - form bodies are bounded (413), strictly parsed (400), of one type (415).
+"""
+import http.client
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+import time
+import unittest
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "telemetry"))
+import telemetry_util as T  # noqa: E402
+
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+XSS = "<script>alert(1)</script>"
+OTP_ALPHABET = set("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+GENERIC = "The user name or password is wrong."
+
+
+class Browser:
+    """Cookies in, cookies out; one TLS connection per request."""
+
+    def __init__(self, port, ca):
+        self.port = port
+        self.ctx = ssl.create_default_context(cafile=ca)
+        self.jar = {}
+
+    def request(self, method, path, form=None, body=None, ctype=None, cookies=None):
+        conn = http.client.HTTPSConnection("localhost", self.port, context=self.ctx,
+                                           timeout=60)
+        headers = {}
+        jar = self.jar if cookies is None else cookies
+        if jar:
+            headers["Cookie"] = "; ".join("%s=%s" % kv for kv in jar.items())
+        if form is not None:
+            body = urllib.parse.urlencode(form).encode()
+            ctype = ctype or "application/x-www-form-urlencoded"
+        if ctype:
+            headers["Content-Type"] = ctype
+        conn.request(method, path, body=body, headers=headers)
+        r = conn.getresponse()
+        text = r.read().decode("utf-8", "replace")
+        conn.close()
+        for sc in r.headers.get_all("Set-Cookie") or []:
+            name, _, rest = sc.partition("=")
+            value = rest.split(";", 1)[0]
+            if "Max-Age=0" in sc:
+                self.jar.pop(name, None)
+            else:
+                self.jar[name] = value
+        return r.status, r.headers, text
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, form, **kw):
+        return self.request("POST", path, form=form, **kw)
+
+
+def csrf_of(page):
+    m = re.search(r'name="csrf" value="([A-Za-z0-9_-]+)"', page)
+    return m.group(1) if m else None
+
+
+def set_cookie(headers, name):
+    for sc in headers.get_all("Set-Cookie") or []:
+        if sc.startswith(name + "="):
+            return sc
+    return None
+
+
+class Console(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        why = T.missing_tools()
+        if why:
+            raise unittest.SkipTest(why)
+        cls.d = d = T.Deployment("mt-console-")
+        try:
+            cls.lot = d.make_lot("lot", 2, cls="bedside-monitor")
+            cls.pid_ada = cls.cli_ok("patient", "add", "--name", "Ada Console", "--mrn",
+                                     "MRN-4471", "--ward", "Ward A", "--bed", "1").strip()
+            cls.pid_xss = cls.cli_ok("patient", "add", "--name", XSS, "--mrn", "MRN-<i>9</i>",
+                                     "--ward", "Ward <b>B</b>", "--bed", "2").strip()
+            cls.cli_ok("patient", "assign", cls.lot[0], cls.pid_ada)
+            cls.cli_ok("patient", "assign", cls.lot[1], cls.pid_xss)
+            d.start_hub()
+            d.start_broker()
+            deadline = time.monotonic() + 30
+            while not d.hub_connected() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            d.start_sim("sim", "lot", ["--batch-ms", "1000", "--scenario", "stable"])
+        except Exception:
+            d.cleanup()
+            raise
+        cls.ca = d.p("HUB", "pki", "ca.pem")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.cleanup()
+
+    @classmethod
+    def cli(cls, *args):
+        return subprocess.run([T.U.BIN] + list(args) + ["-c", cls.d.conf],
+                              capture_output=True, env=cls.d.env(), timeout=120)
+
+    @classmethod
+    def cli_ok(cls, *args):
+        r = cls.cli(*args)
+        if r.returncode != 0:
+            raise AssertionError("medtrust %s: %d %s" % (" ".join(args), r.returncode,
+                                                         r.stderr.decode()))
+        return r.stdout.decode()
+
+    def browser(self):
+        return Browser(self.d.hub_port, self.ca)
+
+    def audit(self):
+        r = subprocess.run([T.U.BIN, "audit", "tail", "--db", self.d.p("HUB", "medtrust.db"),
+                            "-n", "2000"], capture_output=True, env=self.d.env(), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout.decode(), [json.loads(x) for x in r.stdout.decode().splitlines()]
+
+    def add_user(self, name, role="clinician"):
+        return self.cli_ok("user", "add", name, "--role", role).strip()
+
+    def login(self, b, user, password, expect=None):
+        st, h, page = b.get("/login")
+        self.assertEqual(st, 200, page)
+        st, h, page = b.post("/login", {"user": user, "password": password,
+                                        "csrf": csrf_of(page)})
+        if expect is not None:
+            self.assertEqual(st, expect, page)
+        return st, h, page
+
+    def signed_in(self, name, role="clinician"):
+        """A browser signed in as a new user who has chosen a password."""
+        otp = self.add_user(name, role)
+        b = self.browser()
+        st, h, _ = self.login(b, name, otp, 303)
+        self.assertEqual(h["Location"], "/password")
+        st, _, page = b.get("/password")
+        new = "chosen-" + name + "-Passw0rd!"
+        st, h, page = b.post("/password", {"current": otp, "new": new, "repeat": new,
+                                           "csrf": csrf_of(page)})
+        self.assertEqual(st, 303, page)
+        return b, new
+
+    # ---- users from the CLI ----------------------------------------------------------
+
+    def test_user_add_prints_one_time_password_only(self):
+        r = self.cli("user", "add", "carol", "--role", "biomed")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout.decode()
+        self.assertEqual(out.count("\n"), 1, out)
+        pw = out.strip()
+        self.assertGreaterEqual(len(pw), 20)
+        self.assertTrue(set(pw) <= OTP_ALPHABET, pw)
+        # taken name: refused, exit 2, nothing on stdout
+        r = self.cli("user", "add", "carol", "--role", "admin")
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stdout, b"")
+        r = self.cli("user", "add", "Carol!", "--role", "admin")
+        self.assertEqual(r.returncode, 64)
+        r = self.cli("user", "add", "dave", "--role", "superuser")
+        self.assertEqual(r.returncode, 64)
+        r = self.cli("user", "reset", "nobody-here")
+        self.assertEqual(r.returncode, 2)
+        listing = self.cli_ok("user", "list")
+        users = {u["name"]: u for u in map(json.loads, listing.splitlines())}
+        self.assertEqual(users["carol"], {"name": "carol", "role": "biomed",
+                                          "must_change": True, "locked": False})
+        self.assertNotIn("argon2", listing)
+        self.assertNotIn(pw, listing)
+        text, recs = self.audit()
+        self.assertTrue(any(x["action"] == "user.add" and x["subject"] == "carol" and
+                            x["actor"].startswith("cli:") for x in recs))
+        self.assertTrue(any(x["action"] == "user.add.refused" and x["subject"] == "carol"
+                            for x in recs))
+        self.assertNotIn(pw, text)
+        # the hash is argon2id with the interactive parameters
+        import sqlite3
+        with sqlite3.connect("file:%s?mode=ro" % self.d.p("HUB", "medtrust.db"),
+                             uri=True) as c:
+            h = c.execute("SELECT hash FROM users WHERE name = 'carol'").fetchone()[0]
+        self.assertTrue(h.startswith("$argon2id$v=19$m=65536,t=2,p=1$"), h)
+
+    # ---- sign-in, forced change, the ward ------------------------------------------------
+
+    def test_F02_F03_F04_signin_forced_change_and_ward(self):
+        otp = self.add_user("admin1", "admin")
+        b = self.browser()
+        attacker = "A" * 43
+        b.jar["mt_session"] = attacker  # a session id planted before sign-in (F03)
+        st, h, page = self.login(b, "admin1", otp, 303)
+        self.assertEqual(h["Location"], "/password")
+        sc = set_cookie(h, "mt_session")
+        self.assertIsNotNone(sc)
+        for flag in ("HttpOnly", "Secure", "SameSite=Strict", "Path=/"):
+            self.assertIn(flag, sc)
+        first = b.jar["mt_session"]
+        self.assertNotEqual(first, attacker)
+        self.assertTrue(re.fullmatch(r"[A-Za-z0-9_-]{43}", first), first)
+        # the planted id is nobody's session
+        st, h, _ = self.browser().get("/ward", cookies={"mt_session": attacker})
+        self.assertEqual((st, h["Location"]), (303, "/login"))
+        # nothing but the password page before the change
+        st, h, _ = b.get("/ward")
+        self.assertEqual((st, h["Location"]), (303, "/password"))
+        st, h, page = b.get("/password")
+        self.assertEqual(st, 200)
+        self.assertIn("one-time password", page)
+        token = csrf_of(page)
+        # F02: too short, and unchanged
+        st, _, page = b.post("/password", {"current": otp, "new": "short-pw", "repeat":
+                                           "short-pw", "csrf": token})
+        self.assertEqual(st, 400)
+        self.assertIn("at least 12 characters", page)
+        st, _, page = b.post("/password", {"current": otp, "new": otp, "repeat": otp,
+                                           "csrf": token})
+        self.assertEqual(st, 400)
+        self.assertIn("differ from the current", page)
+        st, _, page = b.post("/password", {"current": otp, "new": "password1234",
+                                           "repeat": "password1234", "csrf": token})
+        self.assertEqual(st, 400)
+        st, _, page = b.post("/password", {"current": "not-the-otp-at-all", "new":
+                                           "a-good-passphrase-1", "repeat":
+                                           "a-good-passphrase-1", "csrf": token})
+        self.assertEqual(st, 401)
+        new = "a-good-passphrase-1"
+        st, h, page = b.post("/password", {"current": otp, "new": new, "repeat": new,
+                                           "csrf": token})
+        self.assertEqual((st, h["Location"]), (303, "/ward"), page)
+        second = b.jar["mt_session"]
+        self.assertNotEqual(second, first)  # a new id for the new password
+        st, h, _ = self.browser().get("/ward", cookies={"mt_session": first})
+        self.assertEqual((st, h["Location"]), (303, "/login"))
+        # the one-time password is spent; the new one works
+        st, _, _ = self.login(self.browser(), "admin1", otp, 401)
+        st, h, _ = self.login(self.browser(), "admin1", new, 303)
+        self.assertEqual(h["Location"], "/ward")
+        # the ward: names and MRNs decrypted, devices, a heart rate from the simulator
+        deadline = time.monotonic() + 120
+        hr = None
+        while time.monotonic() < deadline:
+            st, h, page = b.get("/ward")
+            self.assertEqual(st, 200, page)
+            row = re.search(r"<tr><td>1</td><td>Ada Console</td><td>MRN-4471</td>(.*?)</tr>",
+                            page)
+            self.assertIsNotNone(row, page)
+            cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
+            self.assertIn(self.lot[0], cells[0])
+            m = re.search(r'<span class="v">(\d+)</span> <span class="u">/min</span>'
+                          r"<time>\d\d:\d\d:\d\d</time>", cells[1])
+            if m:
+                hr = int(m.group(1))
+                break
+            time.sleep(2)
+        self.assertIsNotNone(hr, "no heart rate on the ward page:\n" + page)
+        self.assertTrue(25 <= hr <= 250, hr)
+        self.assertIn('<meta http-equiv="refresh" content="10; url=/ward?refresh=1">', page)
+        # temperature with its one decimal (clinical.md §1)
+        self.assertRegex(page, r'<span class="v">\d\d\.\d</span> <span class="u">°C</span>')
+        text, recs = self.audit()
+        self.assertTrue(any(x["action"] == "console.login" and x["outcome"] == "ok" and
+                            x["subject"] == "admin1" and
+                            x["detail"].get("source") == "127.0.0.1" for x in recs))
+        self.assertTrue(any(x["action"] == "console.password" and x["outcome"] == "ok" and
+                            x["subject"] == "admin1" for x in recs))
+        self.assertTrue(any(x["action"] == "console.ward.view" and
+                            x["actor"] == "user:admin1" for x in recs))
+        for secret in (otp, new):
+            self.assertNotIn(secret, text)
+
+    def test_F04_logout_ends_the_session(self):
+        b, _ = self.signed_in("leaver")
+        st, _, page = b.get("/ward")
+        self.assertEqual(st, 200)
+        old = b.jar["mt_session"]
+        st, h, _ = b.post("/logout", {"csrf": csrf_of(page)})
+        self.assertEqual((st, h["Location"]), (303, "/login"))
+        self.assertIn("Max-Age=0", set_cookie(h, "mt_session"))
+        self.assertNotIn("mt_session", b.jar)
+        st, h, _ = self.browser().get("/ward", cookies={"mt_session": old})
+        self.assertEqual((st, h["Location"]), (303, "/login"))
+        st, h, _ = self.browser().get("/password", cookies={"mt_session": old})
+        self.assertEqual((st, h["Location"]), (303, "/login"))
+        _, recs = self.audit()
+        self.assertTrue(any(x["action"] == "console.logout" and x["subject"] == "leaver"
+                            for x in recs))
+
+    def test_without_a_session_redirects_to_login(self):
+        b = self.browser()
+        for path in ("/ward", "/", "/password"):
+            st, h, _ = b.get(path)
+            self.assertEqual((st, h["Location"]), (303, "/login"), path)
+        st, h, _ = b.post("/logout", {"csrf": "x"})
+        self.assertEqual((st, h["Location"]), (303, "/login"))
+        st, h, _ = b.get("/ward", cookies={"mt_session": "not-a-token"})
+        self.assertEqual((st, h["Location"]), (303, "/login"))
+
+    # ---- brute force ------------------------------------------------------------------------
+
+    def test_F01_wrong_password_is_401_generic_and_audited(self):
+        self.add_user("nurse1")
+        st, _, page = self.login(self.browser(), "nurse1", "Wrong-Password-123", 401)
+        self.assertIn(GENERIC, page)
+        st, _, page2 = self.login(self.browser(), "no-such-user", "Wrong-Password-123", 401)
+        self.assertIn(GENERIC, page2)
+        text, recs = self.audit()
+        refused = [x for x in recs if x["action"] == "console.login" and
+                   x["outcome"] == "refused" and x["subject"] == "nurse1"]
+        self.assertTrue(refused, text[-2000:])
+        self.assertEqual(refused[-1]["detail"]["reason"], "bad_credentials")
+        self.assertEqual(refused[-1]["detail"]["source"], "127.0.0.1")
+        self.assertEqual(refused[-1]["detail"]["user"], "nurse1")
+        self.assertNotIn("Wrong-Password-123", text)
+
+    def test_F01_five_failures_lock_even_the_right_password(self):
+        otp = self.add_user("lockme")
+        codes = [self.login(self.browser(), "lockme", "bad-guess-%d-xxxx" % i)[0]
+                 for i in range(5)]
+        self.assertEqual(codes, [401, 401, 401, 401, 429])
+        st, _, page = self.login(self.browser(), "lockme", otp)
+        self.assertEqual(st, 429, page)
+        self.assertIn("Too many failed sign-ins", page)
+        users = {u["name"]: u for u in map(json.loads, self.cli_ok("user", "list").splitlines())}
+        self.assertTrue(users["lockme"]["locked"])
+        _, recs = self.audit()
+        self.assertTrue(any(x["action"] == "console.lockout" and x["subject"] == "lockme"
+                            for x in recs))
+        self.assertTrue(any(x["action"] == "console.login" and x["subject"] == "lockme" and
+                            x["detail"].get("reason") == "locked" for x in recs))
+        # an unknown name locks the same way: the lockout tells no names
+        codes = [self.login(self.browser(), "ghost-user", "bad-guess-%d-xxxx" % i)[0]
+                 for i in range(6)]
+        self.assertEqual(codes, [401, 401, 401, 401, 429, 429])
+        # an administrator's reset unlocks
+        fresh = self.cli_ok("user", "reset", "lockme").strip()
+        self.assertNotEqual(fresh, otp)
+        st, h, _ = self.login(self.browser(), "lockme", fresh, 303)
+        self.assertEqual(h["Location"], "/password")
+        _, recs = self.audit()
+        self.assertTrue(any(x["action"] == "user.reset" and x["subject"] == "lockme" and
+                            x["detail"].get("unlocked") is True for x in recs))
+
+    # ---- CSRF --------------------------------------------------------------------------------
+
+    def test_F05_post_without_or_with_a_wrong_csrf_token_is_403(self):
+        b, _ = self.signed_in("csrf-user")
+        st, _, page = b.get("/ward")
+        self.assertEqual(st, 200)
+        good = csrf_of(page)
+        st, _, _ = b.post("/logout", {})
+        self.assertEqual(st, 403)
+        st, _, _ = b.post("/logout", {"csrf": "B" * 43})
+        self.assertEqual(st, 403)
+        st, _, _ = b.post("/password", {"current": "x", "new": "y" * 12, "repeat": "y" * 12})
+        self.assertEqual(st, 403)
+        st, _, _ = b.get("/ward")
+        self.assertEqual(st, 200)  # the session survived: nothing was done
+        # sign-in: the double-submit pair must match
+        b2 = self.browser()
+        st, _, page = b2.get("/login")
+        token = csrf_of(page)
+        st, _, _ = b2.post("/login", {"user": "csrf-user", "password": "whatever-123456"})
+        self.assertEqual(st, 403)
+        st, _, _ = b2.post("/login", {"user": "csrf-user", "password": "whatever-123456",
+                                      "csrf": token}, cookies={})
+        self.assertEqual(st, 403)  # no cookie half
+        st, _, _ = b2.post("/login", {"user": "csrf-user", "password": "whatever-123456",
+                                      "csrf": good})
+        self.assertEqual(st, 403)  # a token of another kind
+        _, recs = self.audit()
+        self.assertTrue(any(x["action"] == "console.csrf.refused" for x in recs))
+
+    # ---- headers and escaping -------------------------------------------------------------------
+
+    def test_F06_F16_security_headers_on_every_answer(self):
+        b, _ = self.signed_in("headers-user")
+        answers = [b.get("/ward"), b.get("/login"), b.get("/static/console.css"),
+                   b.get("/no-such-page"), self.browser().get("/ward"),
+                   b.post("/logout", {"csrf": "wrong"})]
+        for st, h, _ in answers:
+            self.assertEqual(h["Content-Security-Policy"], CSP)
+            self.assertEqual(h["X-Content-Type-Options"], "nosniff")
+            self.assertEqual(h["Referrer-Policy"], "no-referrer")
+            self.assertEqual(h["Cache-Control"], "no-store")
+            self.assertEqual(h["X-Frame-Options"], "DENY")
+            self.assertTrue(h["Strict-Transport-Security"].startswith("max-age="))
+        self.assertEqual(answers[2][1]["Content-Type"], "text/css; charset=utf-8")
+        self.assertEqual(answers[3][0], 404)
+        # no inline script or style anywhere, so the CSP costs nothing
+        for _, _, page in answers:
+            self.assertNotIn("<script", page)
+            self.assertNotIn("style=", page)
+
+    def test_F06_F07_data_and_urls_are_inert(self):
+        b, _ = self.signed_in("xss-user")
+        st, _, page = b.get("/ward")
+        self.assertEqual(st, 200)
+        self.assertIn("&lt;script&gt;alert(1)&lt;/script&gt;", page)
+        self.assertIn("Ward &lt;b&gt;B&lt;/b&gt;", page)
+        self.assertIn("MRN-&lt;i&gt;9&lt;/i&gt;", page)
+        self.assertNotIn(XSS, page)
+        self.assertNotIn("<b>B</b>", page)
+        # nothing from the URL comes back (F07)
+        st, _, page = b.get("/ward?q=%3Cscript%3Ealert(2)%3C/script%3E")
+        self.assertEqual(st, 400)
+        self.assertNotIn("alert(2)", page)
+        st, _, page = b.get("/%3Cscript%3Ealert(3)%3C/script%3E")
+        self.assertEqual(st, 404)
+        self.assertNotIn("alert(3)", page)
+
+    # ---- bounded, strict input -----------------------------------------------------------------------
+
+    def test_form_bodies_bounded_strict_and_typed(self):
+        b = self.browser()
+        st, _, page = b.get("/login")
+        token = csrf_of(page)
+        big = "user=a&password=" + "x" * 5000 + "&csrf=" + token
+        st, _, _ = b.request("POST", "/login", body=big.encode(),
+                             ctype="application/x-www-form-urlencoded")
+        self.assertEqual(st, 413)
+        for bad in ("user=a&&csrf=" + token, "user=%zz&csrf=" + token,
+                    "user=a&user=b&csrf=" + token, "user=a%00b&csrf=" + token,
+                    "user=<x>&csrf=" + token):
+            st, _, _ = b.request("POST", "/login", body=bad.encode(),
+                                 ctype="application/x-www-form-urlencoded")
+            self.assertEqual(st, 400, bad)
+        st, _, _ = b.request("POST", "/login", body=b'{"user":"a"}', ctype="application/json")
+        self.assertEqual(st, 415)
+        st, _, _ = b.request("PUT", "/login", body=b"")
+        self.assertEqual(st, 405)
+
+    # ---- last: the device-offline hint (clinical.md §3) -----------------------------------------
+
+    def test_zz_device_offline_marker(self):
+        b, _ = self.signed_in("night-nurse")
+        st, _, page = b.get("/ward")
+        self.assertEqual(st, 200)
+        self.assertNotIn("no data for", page)
+        self.d.kill("sim")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(5)
+            st, _, page = b.get("/ward")
+            self.assertEqual(st, 200)
+            m = re.search(r'<td class="stale">no data for (\d+) s</td>', page)
+            if m:
+                self.assertGreater(int(m.group(1)), 60)
+                break
+        else:
+            self.fail("no 'no data' marker 120 s after the simulator stopped:\n" + page)
+        # the last values stay on the page, with their times
+        self.assertRegex(page, r'<span class="v">\d+</span> <span class="u">/min</span>')
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
