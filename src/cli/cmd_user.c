@@ -157,7 +157,7 @@ static int user_add(int argc, char **argv)
 		rc = print_password(otp);
 	}
 	if (rc == MT_EXIT_OK)
-		fprintf(stderr, "added %s (%s): the password above is for one sign-in only\n", pos[0],
+		fprintf(stderr, "added %s (%s): the password printed is for one sign-in only\n", pos[0],
 		        mt_role_name(role));
 out:
 	OPENSSL_cleanse(otp, sizeof otp);
@@ -218,7 +218,7 @@ static int user_reset(int argc, char **argv)
 		rc = print_password(otp);
 	}
 	if (rc == MT_EXIT_OK)
-		fprintf(stderr, "reset %s%s: the password above is for one sign-in only\n", pos[0],
+		fprintf(stderr, "reset %s%s: the password printed is for one sign-in only\n", pos[0],
 		        was_locked ? " (unlocked)" : "");
 out:
 	OPENSSL_cleanse(otp, sizeof otp);
