@@ -163,9 +163,9 @@ ok "mosquitto with the medtrust plugin: mqtts://localhost:$BROKER_PORT (mutual T
 password=""
 if "$MT" user --help >/dev/null 2>&1; then
 	if "$MT" user list -c "$CONF" 2>/dev/null | grep -q '"admin"'; then
-		password=$("$MT" user reset admin -c "$CONF")
+		password=$("$MT" user reset admin -c "$CONF" 2>/dev/null)
 	else
-		password=$("$MT" user add admin --role admin -c "$CONF")
+		password=$("$MT" user add admin --role admin -c "$CONF" 2>/dev/null)
 	fi
 fi
 

@@ -9,6 +9,8 @@
  *   POST /.well-known/est/simplereenroll   current operational certificate
  *   POST /mt/v1/onboard                    current operational certificate
  *   GET  /healthz                          "ok" (for supervisors and tests)
+ *   anything else                          the web console (console.h,
+ *                                          docs/console.md)
  *
  * mt_hub_handle is the https.h handler; it is thread-safe (the registry,
  * the CA key and the audit writer are used under one lock; TLS, CSR

@@ -1,6 +1,6 @@
 /*
- * main.c — medtrustd, the hub daemon: onboarding over HTTPS (hub.h) and
- * telemetry ingest from the broker (ingest.h); the console comes later.
+ * main.c — medtrustd, the hub daemon: onboarding and the web console over
+ * HTTPS (hub.h, console.h) and telemetry ingest from the broker (ingest.h).
  *
  *   medtrustd [-c CONF] [--listen ADDR] [--port N] [--threads N]
  *             [--port-file FILE] [--mqtt-client-id ID]
@@ -248,7 +248,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "medtrustd: cannot write --port-file %s\n", port_file);
 		goto out;
 	}
-	fprintf(stderr, "medtrustd: listening on https://%s:%u (EST and onboarding)\n", o.addr,
+	fprintf(stderr, "medtrustd: listening on https://%s:%u (EST, onboarding, console)\n", o.addr,
 	        (unsigned)mt_https_port(srv));
 	if (ingest_on) {
 		struct mt_ingest_opts io = {
