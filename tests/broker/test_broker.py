@@ -906,6 +906,85 @@ class InitWrittenBroker(unittest.TestCase):
                 proc.wait()
             d.cleanup()
 
+    def test_C12_C13_H02_one_plugin_one_tls_listener_bad_first_packets(self):
+        """C12: the configuration loads exactly one plugin, ours (nothing that
+        could rewrite topics after authorisation); C13: the running broker
+        listens on the one TLS port and nothing else; H02: over TLS, a first
+        packet that is not CONNECT, or random bytes, ends the connection at
+        once, and the broker lives on."""
+        port = U.free_port()
+        d = U.Deployment("mt-broker-scan-", (), ["--broker-port", str(port),
+                                                 "--broker-plugin", PLUGIN])
+        proc = None
+        try:
+            with open(d.p("HUB", "mosquitto", "mosquitto.conf")) as f:
+                lines = [ln.split() for ln in f if ln.strip() and not ln.startswith("#")]
+            keys = [ln[0] for ln in lines]
+            self.assertEqual([ln[1:] for ln in lines if ln[0] == "plugin"], [[PLUGIN]])
+            self.assertEqual(keys.count("listener"), 1)
+            for absent in ("port", "auth_plugin", "acl_file", "password_file", "bridge"):
+                self.assertNotIn(absent, keys)
+            env = broker_env(d)
+            env.pop("OPENSSL_CONF", None)
+            log = open(d.p("scan-broker.log"), "wb")
+            proc = subprocess.Popen([U.BIN, "broker", "run", "-c", d.conf], stdout=log,
+                                    stderr=subprocess.STDOUT, env=env)
+            log.close()
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and proc.poll() is None:
+                with open(d.p("scan-broker.log"), "rb") as f:
+                    if b" running" in f.read():
+                        break
+                time.sleep(0.05)
+            # C13: the broker's listening sockets, from /proc
+            inodes = set()
+            for fd in os.listdir("/proc/%d/fd" % proc.pid):
+                try:
+                    target = os.readlink("/proc/%d/fd/%s" % (proc.pid, fd))
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+            listening = set()
+            for table in ("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6"):
+                with open(table) as f:
+                    for row in f.readlines()[1:]:
+                        cols = row.split()
+                        if cols[9] in inodes and (cols[3] == "0A" or "udp" in table):
+                            listening.add((table.rsplit("/", 1)[1],
+                                           int(cols[1].rsplit(":", 1)[1], 16)))
+            self.assertTrue(listening, "the broker listens on nothing")
+            self.assertEqual({p for _, p in listening}, {port}, listening)
+            self.assertFalse([t for t, _ in listening if t.startswith("udp")])
+            # H02: bad first packets over an authenticated TLS connection
+            crt, key = operator_cert(d, "scan-hub", "hub")
+            ctx = ssl.create_default_context(cafile=d.ca)
+            ctx.load_cert_chain(crt, key)
+            bad = [bytes([0x30, 0x07, 0x00, 0x03]) + b"a/b" + b"hi",  # PUBLISH first
+                   bytes([0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00]),  # SUBSCRIBE first
+                   os.urandom(64)]
+            for payload in bad:
+                with socket.create_connection(("127.0.0.1", port), 5) as raw:
+                    with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                        tls.sendall(payload)
+                        tls.settimeout(5)
+                        t0 = time.monotonic()
+                        try:
+                            got = tls.recv(16)
+                        except (ConnectionError, ssl.SSLError):
+                            got = b""
+                        self.assertEqual(got, b"", payload)
+                        self.assertLess(time.monotonic() - t0, 3)
+            self.assertIsNone(proc.poll(), "the broker died")
+            hub = Session(port, crt, key, username="hub", client_id="hub", ca=d.ca)
+            self.assertEqual(hub.connect(), 0)
+            hub.close()
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=10)
+            d.cleanup()
+
 
 def setUpModule():
     # paho 1.6 leaves the socket of a refused TLS handshake to the garbage

@@ -1,5 +1,5 @@
 """test_at_rest.py — a stolen database reveals nothing, and what was stored
-can be re-verified (threats J04, J05; issue acceptance "a stolen database").
+can be re-verified (threats I06, J04, J05; issue acceptance "a stolen database").
 
 A real deployment: readings arrive from the simulator and from a device whose
 exact message bytes the test knows; a patient with a distinctive name and MRN is
@@ -114,6 +114,18 @@ class AtRest(unittest.TestCase):
         self.assertIn(900000, stored.get(lot[1], []))
         self.assertIn(900001, stored.get(lot[1], []))
         d.stop_all()  # everything on disk, as a thief would copy it
+
+        # -- I06: the stores are the service user's alone --
+        import stat
+        for path in self.files() + [d.p("HUB", "medtrust.conf"), d.p("HUB", "secrets")]:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            self.assertEqual(mode & 0o077, 0, "%s is mode %o" % (path, mode))
+        qdir = os.path.join(d.p("lot", lot[0]), "queue")
+        self.assertEqual(stat.S_IMODE(os.stat(qdir).st_mode) & 0o077, 0, qdir)
+        for f in os.listdir(qdir):
+            if f.endswith(".pkt"):
+                self.assertEqual(stat.S_IMODE(os.stat(os.path.join(qdir, f)).st_mode) & 0o077,
+                                 0, f)
 
         # -- J04: no plaintext in any database file --
         self.assertIn("data.db", [os.path.basename(p) for p in self.files()])
