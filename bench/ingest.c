@@ -39,8 +39,9 @@
  *                publishes its R readings at once: mosquitto's plain QoS 1
  *                throughput with the deployment's broker and plugin.  Twice:
  *                with the subscriber's Receive Maximum at 65535 (the
- *                broker's limit) and at libmosquitto's default of 20, which
- *                medtrustd's client keeps (what the hub can be sent);
+ *                broker's limit, which medtrustd's client sets) and at
+ *                libmosquitto's default of 20 (shown for the record: with
+ *                it Mosquitto 2.0 has lost acknowledged QoS 1 messages);
  *   3. warm-up   medtrustd with ingest; reading 0 of every device, stored:
  *                the hub builds its key cache (one ECDH in the token per
  *                device) — the cold start, timed on its own;
@@ -2391,7 +2392,7 @@ report:
 	       (ph_l.last_commit - ph_l.first_commit) / 1e6,
 	       (double)(ph_l.t_sent - ph_l.t_start) / 1e6);
 	print_cpu(&ph_l, (unsigned)workers, false);
-	printf("    Receive Maximum 20 (libmosquitto's default, which medtrustd's client keeps): ");
+	printf("    Receive Maximum 20 (libmosquitto's default; medtrustd sets 65535): ");
 	if (ph_l20.complete)
 		printf("%.0f msg/s (%llu of %zu, first to last delivery %.0f ms)\n", broker_rate20,
 		       (unsigned long long)got_l20, n_l,
