@@ -63,6 +63,7 @@
 #define BUDGET_BURST 200.0
 #define STORE_RETRY_MS 200u      /* pause after a failed commit */
 #define LAT_MAX_MS 60000u        /* latency histogram: 1 ms buckets up to a minute */
+#define IV_SEEN 256u             /* IVs remembered per device (threat A16) */
 
 enum stage_ix { N_STAGES = 16 };
 
@@ -78,7 +79,7 @@ static const char *const count_names[MT_IC_N] = {
         [MT_IC_SIGNATURE] = "signature",     [MT_IC_MESSAGE] = "message",
         [MT_IC_DEV] = "dev",                 [MT_IC_INACTIVE] = "inactive",
         [MT_IC_REPLAY] = "replay",           [MT_IC_IMPLAUSIBLE] = "implausible",
-        [MT_IC_COUNTER_JUMP] = "counter_jump",
+        [MT_IC_COUNTER_JUMP] = "counter_jump",  [MT_IC_IV_REUSE] = "iv_reuse",
         [MT_IC_TOPIC] = "topic",             [MT_IC_THROTTLED] = "throttled",
         [MT_IC_OVERLOAD] = "overload",       [MT_IC_STORE_FAILED] = "store_failed",
         [MT_IC_RECEIPTS] = "receipts",       [MT_IC_SKEWED] = "skewed",
@@ -149,6 +150,14 @@ struct devq {
 	uint64_t *pend;    /* resolved counters awaiting a receipt */
 	size_t npend, cpend;
 	uint64_t last_rcpt_ms;
+	/* The last IV_SEEN authentic packets' (epoch, IV, digest prefix): the
+	 * same IV under the same key with other contents is an alarm (A16). */
+	struct {
+		uint32_t epoch;
+		uint8_t iv[MT_AEAD_IV_LEN];
+		uint8_t digest[8];
+	} ivs[IV_SEEN];
+	unsigned n_ivs, iv_next;
 	uint64_t audit_ms[MT_IC_N];    /* last refusal audit record per counter */
 	uint32_t suppressed[MT_IC_N];  /* refusals since */
 	char last_detail[MT_IC_N][96];
@@ -580,6 +589,52 @@ static struct done *done_new(enum done_kind kind, const char *dev,
 	return d;
 }
 
+/* Threat A16: remember the IV of a packet that passed the AEAD; the same
+ * epoch and IV with different bytes means the device's key encrypted two
+ * messages under one nonce — GCM's confidentiality and integrity are gone
+ * for that key.  Raised as its own alarm (counted, audited); the packet
+ * itself goes on to the remaining checks. */
+static void iv_monitor(struct mt_ingest *g, const char *dev, const struct mt_open_result *r,
+                       const uint8_t *pkt, size_t len)
+{
+	uint8_t digest[32];
+	struct devq *q;
+	bool reused = false;
+
+	if (mt_sha256(pkt, len, digest) != MT_OK)
+		return;
+	pthread_mutex_lock(&g->qlock);
+	q = devq_find(g, dev, true);
+	for (unsigned i = 0; q != NULL && i < q->n_ivs; i++)
+		if (q->ivs[i].epoch == r->epoch &&
+		    memcmp(q->ivs[i].iv, r->iv, MT_AEAD_IV_LEN) == 0) {
+			reused = memcmp(q->ivs[i].digest, digest, sizeof q->ivs[i].digest) != 0;
+			q = NULL; /* seen: a replay of the very packet is not news */
+			break;
+		}
+	if (q != NULL) {
+		q->ivs[q->iv_next].epoch = r->epoch;
+		memcpy(q->ivs[q->iv_next].iv, r->iv, MT_AEAD_IV_LEN);
+		memcpy(q->ivs[q->iv_next].digest, digest, sizeof q->ivs[q->iv_next].digest);
+		q->iv_next = (q->iv_next + 1) % IV_SEEN;
+		if (q->n_ivs < IV_SEEN)
+			q->n_ivs++;
+	}
+	pthread_mutex_unlock(&g->qlock);
+	if (reused) {
+		char detail[160];
+
+		(void)snprintf(detail, sizeof detail,
+		               "IV reuse: two different packets under epoch %u with one IV "
+		               "(security alarm: rotate the device's key epoch)",
+		               (unsigned)r->epoch);
+		fprintf(stderr, "medtrustd: SECURITY ALARM: %s: %s\n", dev, detail);
+		/* counted and audited like a refusal: at once, then at most one
+		 * record a minute per device carrying the count */
+		refused(g, dev, MT_IC_IV_REUSE, detail);
+	}
+}
+
 /* Handle one packet of device `dev`. */
 static void work_one(struct mt_ingest *g, struct mt_opener *op, uint8_t *scratch,
                      const char *dev, struct item *it)
@@ -593,6 +648,11 @@ static void work_one(struct mt_ingest *g, struct mt_opener *op, uint8_t *scratch
 	struct done *d = NULL;
 	enum mt_err e = mt_packet_open(op, &p, it->data, it->len, &r);
 
+	/* Past stage 5 the packet is authentic under the device's key. */
+	if (e == MT_OK || e == MT_ERR_PKT_IMPLAUSIBLE || e == MT_ERR_PKT_INNER ||
+	    e == MT_ERR_PKT_ALG || e == MT_ERR_PKT_KID || e == MT_ERR_PKT_SIGNATURE ||
+	    e == MT_ERR_PKT_MESSAGE || e == MT_ERR_PKT_DEV)
+		iv_monitor(g, dev, &r, it->data, it->len);
 	if (e == MT_OK || e == MT_ERR_PKT_IMPLAUSIBLE) {
 		if (r.kind == MT_PACKET_SEALED) {
 			d = done_new(e == MT_OK ? D_READING : D_IMPLAUSIBLE, dev, &r, r.sign1,

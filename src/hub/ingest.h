@@ -49,6 +49,7 @@ enum mt_ingest_count {
 	MT_IC_KID, MT_IC_SIGNATURE, MT_IC_MESSAGE, MT_IC_DEV, MT_IC_INACTIVE, MT_IC_REPLAY,
 	MT_IC_IMPLAUSIBLE,
 	MT_IC_COUNTER_JUMP, /* replay stage: more than 2^20 above the top (an alarm) */
+	MT_IC_IV_REUSE,     /* two different packets under one key and IV (an alarm, A16) */
 	MT_IC_TOPIC,        /* a topic that is not mt/v1/<id>/up/<leaf> */
 	MT_IC_THROTTLED,    /* dropped before crypto: the device's refusal budget is spent */
 	MT_IC_OVERLOAD,     /* dropped: the device's or the hub's queue is full (resent later) */

@@ -19,7 +19,9 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 import telemetry_util as T  # noqa: E402
+import mtp1ref as R  # noqa: E402
 from test_faults import counts  # noqa: E402
 
 HR, BPM, SPO2, PCT = 147842, 264864, 150456, 262688
@@ -238,6 +240,36 @@ class IngestThreats(unittest.TestCase):
             flags = dict(c.execute("SELECT ctr, flags FROM readings WHERE dev = ?", (dev,)))
         self.assertEqual(flags, {50: 1, 51: 2})
         self.assertIn("TECHNICAL ALARM: %s clock ahead" % dev, self.d.log("hub"))
+
+    def test_A16_iv_reuse_alarmed(self):
+        # A device (or its thief) encrypting two messages under one IV: the
+        # test holds the device's key files (encrypted PKCS#8, protocol §9)
+        # and seals with the independent implementation, choosing the IV.
+        from cryptography.hazmat.primitives import serialization
+        dev, ddir = self.dev(3)
+        pw = T.U.PASS.encode()
+
+        def key(name):
+            with open(os.path.join(ddir, name), "rb") as f:
+                return serialization.load_pem_private_key(f.read(), password=pw)
+        with open(self.d.p("HUB", "pki", "hub-kx.pub.pem"), "rb") as f:
+            hub_kx = serialization.load_pem_public_key(f.read())
+        epoch = self.epoch(ddir)
+        k = R.data_key(R.ecdh_x(key("kx.key"), hub_kx), epoch, dev)
+        iv = os.urandom(12)
+        now = int(time.time() * 1000)
+        a, b = (R.seal({1: dev, 2: c, 3: now, 4: 1, 5: [[0, HR, 70 + c % 5, BPM]]}, k, epoch,
+                       dev, signer=key("ldev.key"), iv=iv) for c in (700, 701))
+        c0 = counts(self.d)
+        self.inject(ddir, [a, a])  # an exact replay is a duplicate, not an alarm
+        c1 = counts(self.d)
+        self.assertEqual(self.delta(c0, c1, "iv_reuse"), 0)
+        self.inject(ddir, [b])
+        c2 = counts(self.d)
+        self.assertEqual(self.delta(c1, c2, "iv_reuse"), 1)
+        self.assertIn("SECURITY ALARM: %s: IV reuse" % dev, self.d.log("hub"))
+        self.assertTrue(any(r["detail"]["stage"] == "iv_reuse" for r in self.refused_audit(dev)))
+        self.assertEqual(sorted(self.stored(dev)), [700, 701])  # both authentic: kept
 
     # -- group H --
     def test_H03_oversized_packet_refused(self):
