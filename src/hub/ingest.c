@@ -65,8 +65,6 @@
 #define LAT_MAX_MS 60000u        /* latency histogram: 1 ms buckets up to a minute */
 #define IV_SEEN 256u             /* IVs remembered per device (threat A16) */
 
-enum stage_ix { N_STAGES = 16 };
-
 /* ---- counters ----------------------------------------------------------- */
 
 static const char *const count_names[MT_IC_N] = {
@@ -164,7 +162,7 @@ struct devq {
 };
 
 /* A worker's verdict, for the committer. */
-enum done_kind { D_READING, D_ALERT, D_IMPLAUSIBLE, D_REPLAY_ONLY };
+enum done_kind { D_READING, D_ALERT, D_IMPLAUSIBLE };
 
 struct done {
 	struct done *next;

@@ -35,7 +35,7 @@ class IngestThreats(unittest.TestCase):
             raise unittest.SkipTest(why)
         d = cls.d = T.Deployment("mt-threats-")
         try:
-            cls.devs = d.make_lot("lot", 6, prefix="atk")
+            cls.devs = d.make_lot("lot", 7, prefix="atk")
             cls.good = d.make_lot("good", 4, prefix="good")
             d.start_hub()
             d.start_broker()
@@ -246,7 +246,7 @@ class IngestThreats(unittest.TestCase):
         # test holds the device's key files (encrypted PKCS#8, protocol §9)
         # and seals with the independent implementation, choosing the IV.
         from cryptography.hazmat.primitives import serialization
-        dev, ddir = self.dev(3)
+        dev, ddir = self.dev(6)
         pw = T.U.PASS.encode()
 
         def key(name):
