@@ -920,6 +920,20 @@ enum mt_err mt_registry_release(struct mt_registry *r, const char *serial, int64
 
 /* ---- certificates and the CRL ------------------------------------------ */
 
+/* Columns 0-6 of a certs row (serial, device, not_before, not_after,
+ * issued_at, revoked_at, reason) into `out`. */
+static void cert_rec_read(sqlite3_stmt *st, struct mt_cert_rec *out)
+{
+	memset(out, 0, sizeof *out);
+	copy_text(st, 0, out->serial, sizeof out->serial);
+	copy_text(st, 1, out->device, sizeof out->device);
+	out->not_before = sqlite3_column_int64(st, 2);
+	out->not_after = sqlite3_column_int64(st, 3);
+	out->issued_at = sqlite3_column_int64(st, 4);
+	out->revoked_at = sqlite3_column_int64(st, 5);
+	out->reason = (enum mt_pki_reason)sqlite3_column_int(st, 6);
+}
+
 enum mt_err mt_registry_cert(struct mt_registry *r, const char *serial, struct mt_cert_rec *out)
 {
 	sqlite3_stmt *st;
@@ -936,16 +950,8 @@ enum mt_err mt_registry_cert(struct mt_registry *r, const char *serial, struct m
 		return e;
 	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		memset(out, 0, sizeof *out);
-		copy_text(st, 0, out->serial, sizeof out->serial);
-		copy_text(st, 1, out->device, sizeof out->device);
-		out->not_before = sqlite3_column_int64(st, 2);
-		out->not_after = sqlite3_column_int64(st, 3);
-		out->issued_at = sqlite3_column_int64(st, 4);
-		out->revoked_at = sqlite3_column_int64(st, 5);
-		out->reason = (enum mt_pki_reason)sqlite3_column_int(st, 6);
-	}
+	if (rc == SQLITE_ROW)
+		cert_rec_read(st, out);
 	e = rc == SQLITE_ROW ? MT_OK : rc == SQLITE_DONE ? MT_ERR_NOT_FOUND : MT_ERR_REG_DB;
 	sqlite3_finalize(st);
 	return e;
@@ -974,16 +980,8 @@ enum mt_err mt_registry_cert_load(struct mt_registry *r, const char *serial,
 		const void *der = sqlite3_column_blob(st, 7);
 		int der_len = sqlite3_column_bytes(st, 7);
 
-		if (out != NULL) {
-			memset(out, 0, sizeof *out);
-			copy_text(st, 0, out->serial, sizeof out->serial);
-			copy_text(st, 1, out->device, sizeof out->device);
-			out->not_before = sqlite3_column_int64(st, 2);
-			out->not_after = sqlite3_column_int64(st, 3);
-			out->issued_at = sqlite3_column_int64(st, 4);
-			out->revoked_at = sqlite3_column_int64(st, 5);
-			out->reason = (enum mt_pki_reason)sqlite3_column_int(st, 6);
-		}
+		if (out != NULL)
+			cert_rec_read(st, out);
 		e = der != NULL && der_len > 0 ? mt_cert_from_der(der, (size_t)der_len, cert)
 		                               : MT_ERR_PKI_FORMAT;
 		if (e == MT_ERR_PKI_TOO_LARGE)

@@ -870,6 +870,25 @@ static uint32_t lat_bucket(uint64_t t, uint64_t from)
 	return t <= from ? 0 : t - from > LAT_MAX_MS ? LAT_MAX_MS : (uint32_t)(t - from);
 }
 
+/* Append a resolved counter to q's receipt list (qlock held); false when
+ * the list is full or memory ran out. */
+static bool pend_push(struct devq *q, uint64_t ctr)
+{
+	if (q->npend >= PEND_MAX)
+		return false;
+	if (q->npend == q->cpend) {
+		size_t c = q->cpend ? q->cpend * 2 : 64;
+		uint64_t *p = realloc(q->pend, c * sizeof *p);
+
+		if (p == NULL)
+			return false;
+		q->pend = p;
+		q->cpend = c;
+	}
+	q->pend[q->npend++] = ctr;
+	return true;
+}
+
 /* Add resolved counters to the devices' receipt lists (after a commit). */
 static void resolve(struct mt_ingest *g, struct done **ds, size_t n, const enum verdict *v)
 {
@@ -880,18 +899,9 @@ static void resolve(struct mt_ingest *g, struct done **ds, size_t n, const enum 
 		if (v[i] == V_NONE)
 			continue;
 		q = devq_find(g, ds[i]->dev, true);
-		if (q == NULL || q->npend >= PEND_MAX)
-			continue; /* unreceipted: the device resends, a duplicate then */
-		if (q->npend == q->cpend) {
-			size_t c = q->cpend ? q->cpend * 2 : 64;
-			uint64_t *p = realloc(q->pend, c * sizeof *p);
-
-			if (p == NULL)
-				continue;
-			q->pend = p;
-			q->cpend = c;
-		}
-		q->pend[q->npend++] = ds[i]->ctr;
+		/* not added: unreceipted, the device resends, a duplicate then */
+		if (q != NULL)
+			(void)pend_push(q, ds[i]->ctr);
 	}
 	pthread_mutex_unlock(&g->qlock);
 }
@@ -1060,18 +1070,9 @@ static void send_receipt(struct mt_ingest *g, struct mt_aead *aead, const char *
 		struct devq *q = devq_find(g, dev, false);
 		size_t from = sent ? used : 0;
 
-		for (size_t i = from; q != NULL && i < n && q->npend < PEND_MAX; i++) {
-			if (q->npend == q->cpend) {
-				size_t c = q->cpend ? q->cpend * 2 : 64;
-				uint64_t *p = realloc(q->pend, c * sizeof *p);
-
-				if (p == NULL)
-					break;
-				q->pend = p;
-				q->cpend = c;
-			}
-			q->pend[q->npend++] = ctrs[i];
-		}
+		for (size_t i = from; q != NULL && i < n; i++)
+			if (!pend_push(q, ctrs[i]))
+				break;
 	}
 	pthread_mutex_unlock(&g->qlock);
 }
