@@ -62,6 +62,7 @@ PACKAGES=(
 	libmosquitto-dev
 	libengine-pkcs11-openssl
 	python3-paho-mqtt
+	python3-hl7
 )
 
 missing_packages() {

@@ -153,6 +153,13 @@ enum mt_err {
 	/* 1100..1199: the device's store-and-forward queue and counter */
 	MT_ERR_QUEUE_FULL = 1100,     /* queue at its bound and nothing may be dropped */
 	MT_ERR_QUEUE_CORRUPT = 1101,  /* a queue or counter file is damaged */
+
+	/* 1200..1299: HL7 v2 and MLLP (mt_hl7.h; clinical §4, threat G05) */
+	MT_ERR_HL7_TEXT = 1200,       /* a text field holds a control character or bad UTF-8 */
+	MT_ERR_HL7_VALUE = 1201,      /* a field missing or out of range, a value not finite */
+	MT_ERR_HL7_TOO_LARGE = 1202,  /* a message or MLLP frame over its size bound */
+	MT_ERR_HL7_SYNTAX = 1203,     /* a received message is not the HL7 expected */
+	MT_ERR_HL7_FRAME = 1204,      /* MLLP framing broken (bytes outside a frame) */
 };
 
 /* A sentence describing `e`; never NULL. */

@@ -200,23 +200,104 @@ struct mt_patient {
 	char birth_date[MT_STORE_TEXT_MAX + 1]; /* YYYY-MM-DD or "", encrypted */
 	char ward[65];                          /* plain: what the console filters on */
 	char bed[33];                           /* plain */
+	char room[33];                          /* plain */
+	char sex[16];                           /* "male" "female" "other" "unknown" (FHIR
+	                                           gender codes) or ""; encrypted */
+	/* NEWS2 settings (clinical.md §2), set by a clinician; plain (no identity). */
+	bool spo2_scale2;  /* SpO2 scale 2 (hypercapnic respiratory failure, target 88–92 %) */
+	char oxygen;       /* 'A' air, 'O' supplemental oxygen, 0 unknown (scored as air,
+	                      and the assumption shown) */
+	char acvpu;        /* 'A' alert, 'C' new confusion, 'V' voice, 'P' pain,
+	                      'U' unresponsive, 0 unknown (scored as alert, shown) */
+	bool news2_na;     /* NEWS2 not applicable (under 16, pregnant): not computed */
 };
 
+/* Patients are stored with an AAD version (docs/patients.md): rows written
+ * by this version are MT_STORE_PATIENT_AAD_V, sealed over every plain
+ * column (ward, bed, room, the NEWS2 settings) with [name, MRN, birth date,
+ * sex] inside; rows written before room, sex and the NEWS2 settings
+ * existed are version 1 and still read (sex "", settings at their
+ * defaults; a version-1 row whose new columns are not at their defaults
+ * reads as tampered).  mt_store_patient_update rewrites a row as the
+ * current version. */
+#define MT_STORE_PATIENT_AAD_V 2
+#define MT_STORE_RULE_MAX 256 /* bytes of a per-patient rule's text */
+
+/* Whether `p` is a patient record the store accepts (what
+ * mt_store_patient_add and _update check, short of the clock): name and
+ * MRN 1..MT_STORE_TEXT_MAX bytes, ward, bed and room within their arrays,
+ * every text NUL-terminated UTF-8 without control characters, birth_date
+ * "" or a real YYYY-MM-DD date (leap years counted), sex "" or one of the
+ * four FHIR codes, oxygen 0/'A'/'O', acvpu 0/'A'/'C'/'V'/'P'/'U'. */
+bool mt_store_patient_valid(const struct mt_patient *p);
+
 /* Add a patient (own transaction: not inside mt_store_begin/commit); *id
- * gets the new id.  Ward and bed may be empty; birth_date is "" or
- * YYYY-MM-DD.  Errors: MT_ERR_ARG (empty name or MRN, fields too long or
- * not NUL-terminated, not UTF-8, a control character, a malformed birth
- * date, a transaction open, a store without a KEK), MT_ERR_STORE_DB,
- * MT_ERR_STORE_BUSY, MT_ERR_STORE_FULL, key store errors. */
+ * gets the new id.  Ward, bed and room may be empty; birth_date is "" or
+ * YYYY-MM-DD.  p->id is ignored.  Errors: MT_ERR_ARG (what
+ * mt_store_patient_valid refuses, a transaction open, a store without a
+ * KEK), MT_ERR_STORE_DB, MT_ERR_STORE_BUSY, MT_ERR_STORE_FULL, key store
+ * errors. */
 MT_NODISCARD enum mt_err mt_store_patient_add(struct mt_store *s, const struct mt_patient *p,
                                               int64_t *id);
+/* Replace patient p->id's record with *p (own transaction), re-encrypted
+ * under the current data key with a fresh IV and the current AAD
+ * version.  The caller reads, changes and writes back (the CLI's `patient
+ * edit` changes only the fields given).  Errors: MT_ERR_NOT_FOUND,
+ * MT_ERR_ARG (as mt_store_patient_add; p->id < 1), MT_ERR_STORE_DB,
+ * MT_ERR_STORE_BUSY, MT_ERR_STORE_FULL, key store errors. */
+MT_NODISCARD enum mt_err mt_store_patient_update(struct mt_store *s, const struct mt_patient *p);
 /* Patient `id`, decrypted.  Errors: MT_ERR_NOT_FOUND, MT_ERR_STORE_TAMPERED,
  * MT_ERR_STORE_DB, MT_ERR_ARG (a store without a KEK). */
 MT_NODISCARD enum mt_err mt_store_patient_get(struct mt_store *s, int64_t id,
                                               struct mt_patient *p);
+/* The id of the patient whose MRN is exactly `mrn` (byte for byte): the
+ * lowest such id when several share it.  There is no index on the MRN
+ * (it is ciphertext): this decrypts every patient row, one AES-GCM open
+ * each (microseconds; a DEK unwraps once, then is cached), so it costs
+ * O(patients) — about a millisecond per thousand patients.  Errors:
+ * MT_ERR_NOT_FOUND, MT_ERR_STORE_TAMPERED (a row on the way does not
+ * authenticate: the scan stops rather than skip it), MT_ERR_STORE_DB,
+ * MT_ERR_ARG (NULL, a store without a KEK). */
+MT_NODISCARD enum mt_err mt_store_patient_find_mrn(struct mt_store *s, const char *mrn,
+                                                   int64_t *id);
 /* All patients' ids, ascending, into ids[0..cap); *n the total. */
 MT_NODISCARD enum mt_err mt_store_patient_ids(struct mt_store *s, int64_t *ids, size_t cap,
                                               size_t *n);
+
+/* ---- per-patient threshold rules ---------------------------------------- */
+
+/* One rule line of a patient (plain text: thresholds, no identity).  The
+ * store keeps the text as given; its grammar (mt_rules.h) is checked by
+ * the caller before mt_store_rule_add. */
+struct mt_patient_rule {
+	int64_t id;
+	int64_t patient_id;
+	char text[MT_STORE_RULE_MAX + 1];
+	uint64_t created_ms;
+};
+
+/* Add rule `text` (1..MT_STORE_RULE_MAX bytes of UTF-8 without control
+ * characters) to patient `patient_id` (own transaction); *id (may be
+ * NULL) gets its id.  Errors: MT_ERR_NOT_FOUND (no such patient),
+ * MT_ERR_ARG (text, a transaction open), MT_ERR_STORE_DB,
+ * MT_ERR_STORE_BUSY, MT_ERR_STORE_FULL. */
+MT_NODISCARD enum mt_err mt_store_rule_add(struct mt_store *s, int64_t patient_id,
+                                           const char *text, int64_t *id);
+/* Delete rule `id` (own transaction); *patient_id (may be NULL) gets the
+ * patient it belonged to.  Errors: MT_ERR_NOT_FOUND, MT_ERR_ARG,
+ * MT_ERR_STORE_DB, MT_ERR_STORE_BUSY. */
+MT_NODISCARD enum mt_err mt_store_rule_del(struct mt_store *s, int64_t id, int64_t *patient_id);
+/* Patient `patient_id`'s rules (0: every patient's), by id; cb as for
+ * mt_store_reading_ids (it may read the store).  A row that is not a
+ * rule the store could have written is MT_ERR_STORE_DB.  Errors:
+ * MT_ERR_STORE_DB, MT_ERR_ARG, cb's. */
+MT_NODISCARD enum mt_err mt_store_rules(struct mt_store *s, int64_t patient_id,
+                                        enum mt_err (*cb)(void *ctx,
+                                                          const struct mt_patient_rule *r),
+                                        void *ctx);
+
+/* ---- device assignments ----------------------------------------------------- */
+
 /* Assign device `dev` to patient `patient_id` from `since_ms` on (own
  * transaction), ending its previous assignment at since_ms; patient_id 0
  * unassigns.  An assignment covers [since_ms, the next one's since_ms).
@@ -229,5 +310,39 @@ MT_NODISCARD enum mt_err mt_store_assign(struct mt_store *s, const char *dev,
  * MT_ERR_STORE_DB. */
 MT_NODISCARD enum mt_err mt_store_assigned(struct mt_store *s, const char *dev, uint64_t at_ms,
                                            int64_t *patient_id);
+
+/* One assignment: `dev` measured `patient_id` over [since_ms, until_ms),
+ * or from since_ms on when `open`. */
+struct mt_assignment {
+	int64_t id;
+	char dev[MT_DEVICE_ID_MAX + 1];
+	int64_t patient_id;
+	uint64_t since_ms;
+	uint64_t until_ms; /* 0 when open */
+	bool open;
+};
+
+/* Assignments of device `dev` (NULL: any) and patient `patient_id` (0:
+ * any), ordered by device then since_ms; cb as for mt_store_reading_ids.
+ * Works on a store without a KEK (nothing is decrypted).  Errors:
+ * MT_ERR_ARG, MT_ERR_STORE_DB, cb's. */
+MT_NODISCARD enum mt_err mt_store_assignments(struct mt_store *s, const char *dev,
+                                              int64_t patient_id,
+                                              enum mt_err (*cb)(void *ctx,
+                                                                const struct mt_assignment *a),
+                                              void *ctx);
+
+/* ---- the export journal --------------------------------------------------- */
+
+/* What the journal's entries refer to: a stored vitals reading (exported
+ * as HL7 PCD-01) or an alarm transition (alarm_events row, PCD-04). */
+#define MT_JOURNAL_READING 1
+#define MT_JOURNAL_ALARM 2
+
+/* Append an entry (inside the transaction; mt_store_reading_put does it
+ * for every vitals reading).  Its seq is the next of an AUTOINCREMENT
+ * key: increasing and never reused, so an HL7 control id derived from it
+ * survives restarts (G10).  Errors: MT_ERR_ARG, MT_ERR_STORE_DB. */
+MT_NODISCARD enum mt_err mt_store_journal_add(struct mt_store *s, int kind, int64_t ref);
 
 #endif

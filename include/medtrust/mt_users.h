@@ -9,6 +9,7 @@
  *
  *   users(name PRIMARY KEY, role, hash, must_change, failed, locked_until,
  *         created_at, updated_at)
+ *   user_wards(user, ward)    the wards whose patients a clinician sees
  *
  * Passwords.  Hashes are libsodium's crypto_pwhash_str: argon2id with
  * OPSLIMIT_INTERACTIVE (2 passes) and MEMLIMIT_INTERACTIVE (64 MiB), salt
@@ -158,5 +159,42 @@ MT_NODISCARD enum mt_err mt_users_change_password(struct mt_users *u, const char
                                                   const char *current, const char *next,
                                                   int64_t now, enum mt_login *verdict,
                                                   const char **why);
+
+/* ---- clinician ↔ ward --------------------------------------------------- */
+
+/* Each user has a set of wards (table user_wards(user, ward) in the same
+ * database): the wards whose patients a clinician may see in the console.
+ * A ward is 1..MT_USER_WARD_MAX bytes of UTF-8 without control
+ * characters, compared byte for byte with a patient's ward (mt_store.h).
+ * The role decides whether the set matters (the console's policy: a
+ * clinician sees the patients of their wards; these calls only keep and
+ * answer the set). */
+#define MT_USER_WARD_MAX 64   /* bytes, as struct mt_patient's ward */
+#define MT_USER_WARDS_MAX 64  /* wards one user may hold */
+
+/* Is `ward` a ward name (1..MT_USER_WARD_MAX bytes of UTF-8, no control
+ * characters)? */
+bool mt_user_ward_valid(const char *ward);
+
+/* Replace `name`'s wards with wards[0..n) (duplicates count once; n 0
+ * clears), in one transaction.  Errors: MT_ERR_NOT_FOUND (no such user),
+ * MT_ERR_ARG (a bad name or ward, more than MT_USER_WARDS_MAX, wards NULL
+ * with n > 0), MT_ERR_REG_DB. */
+MT_NODISCARD enum mt_err mt_users_wards_set(struct mt_users *u, const char *name,
+                                            const char *const *wards, size_t n);
+
+/* `name`'s wards in byte order, `cb` called for each; a non-MT_OK return
+ * from cb stops the walk and is returned.  A user with no wards (or no
+ * such user) gives no call: use mt_users_get to tell them apart.  Errors:
+ * MT_ERR_ARG, MT_ERR_REG_DB, cb's. */
+MT_NODISCARD enum mt_err mt_users_wards(struct mt_users *u, const char *name,
+                                        enum mt_err (*cb)(void *ctx, const char *ward),
+                                        void *ctx);
+
+/* *ok: whether `ward` is in `name`'s set (false for an unknown user or a
+ * ward that is not a ward name).  Errors: MT_ERR_ARG (NULL, a bad user
+ * name), MT_ERR_REG_DB. */
+MT_NODISCARD enum mt_err mt_users_may_see_ward(struct mt_users *u, const char *name,
+                                               const char *ward, bool *ok);
 
 #endif

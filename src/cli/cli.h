@@ -57,6 +57,10 @@ int mt_cli_verify_record(int argc, char **argv);
 int mt_cli_patient(int argc, char **argv);
 /* `medtrust user add|reset|list` (cmd_user.c): console users. */
 int mt_cli_user(int argc, char **argv);
+/* `medtrust client add|list|disable` (cmd_client.c): FHIR API clients. */
+int mt_cli_client(int argc, char **argv);
+/* `medtrust hl7 listen|sample` (cmd_hl7.c): an MLLP receiver, test messages. */
+int mt_cli_hl7(int argc, char **argv);
 
 /* Parse a decimal uint32 exactly: digits only, no sign, no spaces, no
  * overflow.  false on anything else. */

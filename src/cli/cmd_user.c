@@ -5,6 +5,7 @@
  *   user add NAME --role ROLE [-c CONF]
  *   user reset NAME [-c CONF]
  *   user list [-c CONF]
+ *   user wards NAME (WARD... | --none) [-c CONF]
  *
  * `add` and `reset` print a fresh one-time password on stdout — that line
  * and nothing else, so that a script can take it (`make demo` does) — and
@@ -13,7 +14,10 @@
  * (where `ps` and shell histories would keep it), never written to the
  * audit chain, and wiped from memory once printed.  `reset` also clears
  * the failure count and unlocks the account.  `list` prints one JSON line
- * per user: name, role, must_change, locked — never a hash.
+ * per user: name, role, must_change, locked, wards — never a hash.  `wards`
+ * replaces the set of wards whose patients the user sees in the console
+ * (mt_users.h; --none clears it) and is audited as user.wards, with the
+ * wards before and after (ward names are not patient identity).
  *
  * Every change writes an audit record before anything is printed (actor
  * "cli:<login>"): user.add, user.reset, or user.add.refused /
@@ -37,27 +41,31 @@
 #include "medtrust/mt_deploy.h"
 #include "medtrust/mt_users.h"
 
-static const char user_usage[] = "medtrust user add|reset|list ... [-c CONF]";
+static const char user_usage[] = "medtrust user add|reset|list|wards ... [-c CONF]";
 
 static const char user_help[] =
         "usage: medtrust user add NAME --role ROLE [-c CONF]\n"
         "       medtrust user reset NAME [-c CONF]\n"
         "       medtrust user list [-c CONF]\n"
+        "       medtrust user wards NAME (WARD... | --none) [-c CONF]\n"
         "\n"
         "Users of the web console.  add creates NAME with ROLE (admin, clinician,\n"
         "biomed or auditor) and prints a one-time password on stdout; reset gives\n"
         "an existing user a new one-time password and unlocks the account.  Either\n"
         "way the user must choose their own password (at least 12 characters) at\n"
         "the first sign-in.  list prints one JSON line per user: name, role,\n"
-        "must_change, locked.  Passwords are stored only as argon2id hashes, and\n"
+        "must_change, locked, wards.  wards replaces the wards whose patients NAME\n"
+        "sees in the console (a clinician sees only those); --none clears them.\n"
+        "Passwords are stored only as argon2id hashes, and\n"
         "every change is an audit record that never holds a password.\n"
         "\n"
         "  NAME               1-64 of a-z 0-9 . _ - (starting with a letter or digit)\n"
         "  --role ROLE        admin | clinician | biomed | auditor\n"
+        "  WARD               1-64 bytes of UTF-8, no control characters (at most 64)\n"
         "  -c, --config CONF  the deployment's medtrust.conf\n"
         "\n"
         "Exit codes: 0; 1 a deployment, database or key failure; 2 refused (add: the\n"
-        "name is taken; reset: no such user); 64 usage.\n";
+        "name is taken; reset, wards: no such user); 64 usage.\n";
 
 static const char *actor(char *buf, size_t cap)
 {
@@ -228,24 +236,72 @@ out:
 }
 
 struct list_run {
+	struct mt_users *u;
 	int64_t now;
 	bool failed;
 };
+
+/* The JSON array of a user's wards, appended to a buffer. */
+struct ward_buf {
+	char s[MT_USER_WARDS_MAX * (6 * MT_USER_WARD_MAX + 3) + 3];
+	size_t n;
+	bool first;
+};
+
+static enum mt_err ward_append(void *ctx, const char *ward)
+{
+	struct ward_buf *b = ctx;
+	char js[6 * MT_USER_WARD_MAX + 3];
+	int k = snprintf(b->s + b->n, sizeof b->s - b->n, "%s%s", b->first ? "" : ",",
+	                 mt_deploy_json_str(ward, js, sizeof js));
+
+	if (k < 0 || (size_t)k >= sizeof b->s - b->n)
+		return MT_ERR_BUFFER;
+	b->n += (size_t)k;
+	b->first = false;
+	return MT_OK;
+}
+
+/* "[...]" of `name`'s wards into *b. */
+static enum mt_err wards_json(struct mt_users *u, const char *name, struct ward_buf *b)
+{
+	enum mt_err e;
+
+	b->n = 1;
+	b->s[0] = '[';
+	b->s[1] = '\0';
+	b->first = true;
+	e = mt_users_wards(u, name, ward_append, b);
+	if (e == MT_OK && b->n + 2 > sizeof b->s)
+		e = MT_ERR_BUFFER;
+	if (e == MT_OK) {
+		b->s[b->n++] = ']';
+		b->s[b->n] = '\0';
+	}
+	return e;
+}
 
 static enum mt_err list_one(void *ctx, const struct mt_user *user)
 {
 	struct list_run *r = ctx;
 	char js[2][6 * (MT_USER_NAME_MAX + 1) + 3];
+	struct ward_buf *w = malloc(sizeof *w);
+	enum mt_err e;
 
-	if (printf("{\"name\":%s,\"role\":%s,\"must_change\":%s,\"locked\":%s}\n",
+	if (w == NULL)
+		return MT_ERR_NOMEM;
+	e = wards_json(r->u, user->name, w);
+	if (e == MT_OK &&
+	    printf("{\"name\":%s,\"role\":%s,\"must_change\":%s,\"locked\":%s,\"wards\":%s}\n",
 	           mt_deploy_json_str(user->name, js[0], sizeof js[0]),
 	           mt_deploy_json_str(mt_role_name(user->role), js[1], sizeof js[1]),
 	           user->must_change ? "true" : "false",
-	           mt_user_locked(user, r->now) ? "true" : "false") < 0) {
+	           mt_user_locked(user, r->now) ? "true" : "false", w->s) < 0) {
 		r->failed = true;
-		return MT_ERR_IO;
+		e = MT_ERR_IO;
 	}
-	return MT_OK;
+	free(w);
+	return e;
 }
 
 static int user_list(int argc, char **argv)
@@ -255,7 +311,7 @@ static int user_list(int argc, char **argv)
 	                                  {NULL, 0, MT_CLI_VALUE, NULL, NULL}};
 	struct mt_deploy *d = NULL;
 	struct mt_users *u = NULL;
-	struct list_run r = {mt_deploy_now(), false};
+	struct list_run r = {NULL, mt_deploy_now(), false};
 	enum mt_err e;
 	int rc = mt_cli__parse_operands(cmd, user_usage, user_help, argc, argv, opts, NULL, 0);
 
@@ -266,6 +322,7 @@ static int user_list(int argc, char **argv)
 	if (e != MT_OK) {
 		rc = MT_EXIT_ERROR;
 	} else {
+		r.u = u;
 		e = mt_users_list(u, list_one, &r);
 		if (e != MT_OK)
 			rc = mt_cli__error(r.failed ? "writing stdout" : "reading the users", e);
@@ -277,10 +334,106 @@ static int user_list(int argc, char **argv)
 	return rc;
 }
 
+static int user_wards(int argc, char **argv)
+{
+	const char *cmd = "user wards", *conf = NULL, *name;
+	bool none = false;
+	const struct mt_cli_opt opts[] = {{"config", 'c', MT_CLI_VALUE, &conf, NULL},
+	                                  {"none", 0, MT_CLI_FLAG_ONCE, NULL, &none},
+	                                  {NULL, 0, MT_CLI_VALUE, NULL, NULL}};
+	struct ward_buf *before = NULL, *after = NULL;
+	struct mt_deploy *d = NULL;
+	struct mt_users *u = NULL;
+	const char *const *wards;
+	char who[96], *detail = NULL;
+	size_t n, detail_cap;
+	enum mt_err e, ae;
+	int first, rc = mt_cli__parse_opts(cmd, user_usage, user_help, argc, argv, opts, &first);
+
+	if (rc != MT_CLI_CONTINUE)
+		return rc;
+	if (argc - first < 1)
+		return mt_cli__usage(cmd, user_usage, "give a user name, then wards or --none");
+	name = argv[first];
+	wards = (const char *const *)(argv + first + 1);
+	n = (size_t)(argc - first - 1);
+	if (!mt_user_name_valid(name))
+		return mt_cli__usage(cmd, user_usage, "'%s' is not a user name (1-64 of a-z 0-9 . _ -)",
+		                     name);
+	if (none && n > 0)
+		return mt_cli__usage(cmd, user_usage, "--none takes no wards");
+	if (!none && n == 0)
+		return mt_cli__usage(cmd, user_usage, "give at least one ward, or --none to clear");
+	if (n > MT_USER_WARDS_MAX)
+		return mt_cli__usage(cmd, user_usage, "at most %d wards", MT_USER_WARDS_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!mt_user_ward_valid(wards[i]))
+			return mt_cli__usage(cmd, user_usage,
+			                     "ward %zu: 1-%d bytes of UTF-8, no control characters",
+			                     i + 1, MT_USER_WARD_MAX);
+	before = calloc(1, sizeof *before);
+	after = calloc(1, sizeof *after);
+	detail_cap = 2 * sizeof before->s + 128;
+	detail = malloc(detail_cap);
+	if (before == NULL || after == NULL || detail == NULL) {
+		rc = mt_cli__error(cmd, MT_ERR_NOMEM);
+		goto out;
+	}
+	e = open_users(conf, true, &d, &u);
+	if (e != MT_OK) {
+		rc = MT_EXIT_ERROR;
+		goto out;
+	}
+	{
+		struct mt_user tmp;
+
+		e = mt_users_get(u, name, &tmp);
+	}
+	if (e == MT_OK)
+		e = wards_json(u, name, before);
+	if (e == MT_OK)
+		e = mt_users_wards_set(u, name, wards, n);
+	if (e == MT_OK)
+		e = wards_json(u, name, after);
+	if (e == MT_OK)
+		(void)snprintf(detail, detail_cap, "{\"before\":%s,\"after\":%s}", before->s, after->s);
+	else
+		(void)snprintf(detail, detail_cap, "{\"reason\":\"%s\"}",
+		               e == MT_ERR_NOT_FOUND ? "no_such_user" : "error");
+	ae = mt_deploy_audit(d, actor(who, sizeof who),
+	                     e == MT_ERR_NOT_FOUND ? "user.wards.refused" : "user.wards", name,
+	                     e == MT_OK                ? MT_AUDIT_OK
+	                     : e == MT_ERR_NOT_FOUND ? MT_AUDIT_REFUSED
+	                                             : MT_AUDIT_ERROR,
+	                     detail);
+	if (e == MT_ERR_NOT_FOUND) {
+		fprintf(stderr, "refused: no user named '%s'\n", name);
+		rc = MT_EXIT_REFUSED;
+	} else if (e != MT_OK) {
+		rc = mt_cli__error("setting the wards", e);
+	} else if (ae != MT_OK) {
+		rc = mt_cli__error("writing the audit record (the wards were set)", ae);
+	} else {
+		rc = MT_EXIT_OK;
+		fprintf(stderr, "%s: wards %s\n", name, after->s);
+	}
+out:
+	free(before);
+	free(after);
+	free(detail);
+	mt_users_close(u);
+	mt_deploy_close(d);
+	return rc;
+}
+
 int mt_cli_user(int argc, char **argv)
 {
 	static const struct mt_cli_sub subs[] = {
-	        {"add", user_add}, {"reset", user_reset}, {"list", user_list}, {NULL, NULL}};
+	        {"add", user_add},
+	        {"reset", user_reset},
+	        {"list", user_list},
+	        {"wards", user_wards},
+	        {NULL, NULL}};
 
 	return mt_cli__dispatch("user", user_usage, user_help, subs, argc, argv);
 }

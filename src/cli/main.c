@@ -70,6 +70,7 @@ static const char mt_top_help[] =
 	"                patients (identity encrypted at rest) and device assignments\n"
 	"  user add|reset|list\n"
 	"                console users (one-time passwords, argon2id, lockout)\n"
+	"  hl7 listen    an HL7 v2 MLLP receiver (tests, sites that pull)\n"
 	"\n"
 	"Run 'medtrust <command> --help' (e.g. 'medtrust packet seal --help') for\n"
 	"the options of each.\n"
@@ -330,6 +331,8 @@ int main(int argc, char **argv)
 		{"broker", mt_cli_broker},
 		{"verify-record", mt_cli_verify_record}, {"patient", mt_cli_patient},
 		{"user", mt_cli_user},
+		{"client", mt_cli_client},
+		{"hl7", mt_cli_hl7},
 		{NULL, NULL},
 	};
 	const struct mt_cli_sub *sub;

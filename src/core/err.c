@@ -116,6 +116,11 @@ const char *mt_err_str(enum mt_err e)
 	case MT_ERR_STORE_TAMPERED: return "a stored record does not decrypt or verify (tampered)";
 	case MT_ERR_QUEUE_FULL: return "the device queue is full";
 	case MT_ERR_QUEUE_CORRUPT: return "a device queue or counter file is damaged";
+	case MT_ERR_HL7_TEXT: return "HL7 text holds a control character or invalid UTF-8";
+	case MT_ERR_HL7_VALUE: return "HL7 field missing or out of range";
+	case MT_ERR_HL7_TOO_LARGE: return "HL7 message or MLLP frame too large";
+	case MT_ERR_HL7_SYNTAX: return "not a well-formed HL7 message";
+	case MT_ERR_HL7_FRAME: return "MLLP framing error";
 	}
 	return "unknown error";
 }

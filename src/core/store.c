@@ -9,8 +9,13 @@
  *            cert_serial, patient_id, dek_id, iv, ct)   UNIQUE(dev, ctr)
  *   alerts(id, dev, ctr, ts_ms, received_ms, patient_id, dek_id, iv, ct)
  *   windows(dev PRIMARY KEY, state)              anti-replay state, 136 bytes
- *   patients(id, ward, bed, dek_id, iv, ct)      name, MRN, birth date in ct
+ *   patients(id, ward, bed, dek_id, iv, ct, room, spo2_scale2, oxygen, acvpu,
+ *            news2_na, aad_v)                     name, MRN, birth date, sex in ct
+ *   patient_rules(id, patient_id, rule, created_ms)   threshold rules, plain
  *   assignments(id, dev, patient_id, since_ms, until_ms)
+ *
+ * Columns added to a table after its first version are added to older
+ * files at open (migrate_patients: PRAGMA table_info, ALTER TABLE).
  *
  * Indexes: UNIQUE(dev, ctr) on readings (the duplicate backstop, and the
  * per-device counts and counter lists ride on it), readings(patient_id,
@@ -31,7 +36,10 @@
  *   reading: "mt-store:reading:" dev ctr dek_id epoch typ ts_ms
  *            received_ms flags patient_id cert_serial
  *   alert:   "mt-store:alert:" dev ctr dek_id ts_ms received_ms patient_id
- *   patient: "mt-store:patient:" id dek_id ward bed
+ *   patient: "mt-store:patient:v2:" id dek_id ward bed room spo2_scale2
+ *            oxygen acvpu news2_na            (aad_v 2; plaintext has sex)
+ *            "mt-store:patient:" id dek_id ward bed   (aad_v 1, older rows,
+ *            whose added columns must hold their defaults; docs/patients.md)
  *
  * A patient's id is known only once the row exists, so a patient is
  * inserted with an empty ciphertext and updated in the same transaction.
@@ -84,6 +92,15 @@
 #define PATIENT_PT_MAX 1024 /* CBOR [name, mrn, birth_date] of ≤ 256 bytes each */
 #define SCHEMA_VERSION 1
 
+/* The patients' columns added after version 1 of the table (room, NEWS2
+ * settings, the AAD version); a database made before them gets them by
+ * ALTER TABLE at open (migrate_patients), with the defaults that a
+ * version-1 row must keep (docs/patients.md). */
+#define PATIENT_NEW_COLS                                                                     \
+	" room TEXT NOT NULL DEFAULT '', spo2_scale2 INTEGER NOT NULL DEFAULT 0,"            \
+	" oxygen TEXT NOT NULL DEFAULT '', acvpu TEXT NOT NULL DEFAULT '',"                  \
+	" news2_na INTEGER NOT NULL DEFAULT 0, aad_v INTEGER NOT NULL DEFAULT 1"
+
 static const char schema[] =
         "CREATE TABLE IF NOT EXISTS deks("
         " id INTEGER PRIMARY KEY, wrapped BLOB NOT NULL, created_ms INTEGER NOT NULL,"
@@ -104,12 +121,41 @@ static const char schema[] =
         " dev TEXT PRIMARY KEY, state BLOB NOT NULL) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS patients("
         " id INTEGER PRIMARY KEY, ward TEXT NOT NULL, bed TEXT NOT NULL,"
-        " dek_id INTEGER NOT NULL REFERENCES deks(id), iv BLOB NOT NULL, ct BLOB NOT NULL);"
+        " dek_id INTEGER NOT NULL REFERENCES deks(id), iv BLOB NOT NULL, ct BLOB NOT NULL,"
+        PATIENT_NEW_COLS ");"
+        "CREATE TABLE IF NOT EXISTS patient_rules("
+        " id INTEGER PRIMARY KEY, patient_id INTEGER NOT NULL REFERENCES patients(id),"
+        " rule TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS patient_rules_patient ON patient_rules(patient_id);"
         "CREATE TABLE IF NOT EXISTS assignments("
         " id INTEGER PRIMARY KEY, dev TEXT NOT NULL,"
         " patient_id INTEGER NOT NULL REFERENCES patients(id),"
         " since_ms INTEGER NOT NULL, until_ms INTEGER);"
-        "CREATE INDEX IF NOT EXISTS assignments_dev ON assignments(dev, since_ms);";
+        "CREATE INDEX IF NOT EXISTS assignments_dev ON assignments(dev, since_ms);"
+        /* The export journal (mt_store_clinical.h): what goes out to HL7
+         * destinations, in commit order; a vitals reading's entry is
+         * written in the reading's own transaction, so nothing stored is
+         * ever missing from it. */
+        "CREATE TABLE IF NOT EXISTS journal("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT, kind INTEGER NOT NULL, ref INTEGER NOT NULL,"
+        " created_ms INTEGER NOT NULL);"
+        /* Alarms and their transitions (mt_store_clinical.h, docs/alarms.md). */
+        "CREATE TABLE IF NOT EXISTS alarms("
+        " id INTEGER PRIMARY KEY, patient_id INTEGER NOT NULL, dev TEXT NOT NULL,"
+        " cond TEXT NOT NULL, type TEXT NOT NULL, prio INTEGER NOT NULL, code INTEGER NOT NULL,"
+        " state TEXT NOT NULL, text TEXT NOT NULL, raised_ms INTEGER NOT NULL,"
+        " acked_ms INTEGER, acked_by TEXT, resolved_ms INTEGER, escalated_ms INTEGER,"
+        " readings TEXT NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS alarms_open ON alarms(state, patient_id);"
+        "CREATE TABLE IF NOT EXISTS alarm_events("
+        " id INTEGER PRIMARY KEY, alarm_id INTEGER NOT NULL REFERENCES alarms(id),"
+        " at_ms INTEGER NOT NULL, phase TEXT NOT NULL, state TEXT NOT NULL,"
+        " prio INTEGER NOT NULL, actor TEXT NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS news2("
+        " id INTEGER PRIMARY KEY, patient_id INTEGER NOT NULL, at_ms INTEGER NOT NULL,"
+        " score INTEGER NOT NULL, any_three INTEGER NOT NULL, missing INTEGER NOT NULL,"
+        " assumed INTEGER NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS news2_patient ON news2(patient_id, at_ms);";
 
 /* Prepared once, reused (SQLITE_PREPARE_PERSISTENT). */
 enum stmt_id {
@@ -126,6 +172,7 @@ enum stmt_id {
 	ST_ASSIGNED,
 	ST_COUNT,
 	ST_COUNT_ALL,
+	ST_JOURNAL_INSERT,
 	ST__N
 };
 
@@ -151,6 +198,7 @@ static const char *const stmt_sql[ST__N] = {
                         " ORDER BY since_ms DESC, id DESC LIMIT 1",
         [ST_COUNT] = "SELECT count(*) FROM readings WHERE dev = ?",
         [ST_COUNT_ALL] = "SELECT count(*) FROM readings",
+        [ST_JOURNAL_INSERT] = "INSERT INTO journal(kind, ref, created_ms) VALUES(?, ?, ?)",
 };
 
 struct dek_slot {
@@ -345,6 +393,44 @@ static enum mt_err create_private(const char *path)
 	return errno == EEXIST ? MT_OK : MT_ERR_STORE_DB;
 }
 
+/* Add the patients' columns a database made before them lacks
+ * (PATIENT_NEW_COLS), inside the schema transaction of mt_store_open. */
+static enum mt_err migrate_patients(struct mt_store *s)
+{
+	static const struct {
+		const char *name, *ddl;
+	} cols[] = {
+	        {"room", "ALTER TABLE patients ADD COLUMN room TEXT NOT NULL DEFAULT ''"},
+	        {"spo2_scale2",
+	         "ALTER TABLE patients ADD COLUMN spo2_scale2 INTEGER NOT NULL DEFAULT 0"},
+	        {"oxygen", "ALTER TABLE patients ADD COLUMN oxygen TEXT NOT NULL DEFAULT ''"},
+	        {"acvpu", "ALTER TABLE patients ADD COLUMN acvpu TEXT NOT NULL DEFAULT ''"},
+	        {"news2_na", "ALTER TABLE patients ADD COLUMN news2_na INTEGER NOT NULL DEFAULT 0"},
+	        {"aad_v", "ALTER TABLE patients ADD COLUMN aad_v INTEGER NOT NULL DEFAULT 1"},
+	};
+	bool have[sizeof cols / sizeof cols[0]] = {false};
+	sqlite3_stmt *st = NULL;
+	enum mt_err e = MT_OK;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA table_info(patients)", -1, &st, NULL) != SQLITE_OK)
+		return MT_ERR_STORE_DB;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+
+		for (size_t i = 0; name != NULL && i < sizeof cols / sizeof cols[0]; i++)
+			if (strcmp(name, cols[i].name) == 0)
+				have[i] = true;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return step_err(rc);
+	for (size_t i = 0; e == MT_OK && i < sizeof cols / sizeof cols[0]; i++)
+		if (!have[i])
+			e = exec(s, cols[i].ddl);
+	return e;
+}
+
 enum mt_err mt_store_open(const char *path, struct mt_kek *kek, struct mt_store **out)
 {
 	struct mt_store *s;
@@ -391,6 +477,8 @@ enum mt_err mt_store_open(const char *path, struct mt_kek *kek, struct mt_store 
 		e = exec(s, "BEGIN IMMEDIATE");
 	if (e == MT_OK) {
 		e = exec(s, schema);
+		if (e == MT_OK)
+			e = migrate_patients(s);
 		if (e == MT_OK)
 			e = exec(s, "PRAGMA user_version=1");
 		if (e == MT_OK)
@@ -954,7 +1042,7 @@ enum mt_err mt_store_reading_put(struct mt_store *s, const struct mt_store_readi
 {
 	uint8_t iv[MT_AEAD_IV_LEN];
 	const uint8_t *key;
-	int64_t dek_id = 0, patient = 0;
+	int64_t dek_id = 0, patient = 0, rowid;
 	struct aad a;
 	sqlite3_stmt *st;
 	size_t dev_len;
@@ -1007,8 +1095,34 @@ enum mt_err mt_store_reading_put(struct mt_store *s, const struct mt_store_readi
 	if (rc != SQLITE_DONE)
 		return tx_fail(s, step_err(rc));
 	s->tx_rows++;
+	rowid = sqlite3_last_insert_rowid(s->db);
 	if (id != NULL)
-		*id = sqlite3_last_insert_rowid(s->db);
+		*id = rowid;
+	if (r->typ == MT_TYP_VITALS)
+		return mt_store_journal_add(s, MT_JOURNAL_READING, rowid);
+	return MT_OK;
+}
+
+enum mt_err mt_store_journal_add(struct mt_store *s, int kind, int64_t ref)
+{
+	sqlite3_stmt *st;
+	enum mt_err e;
+	int rc;
+
+	if (s == NULL || (kind != MT_JOURNAL_READING && kind != MT_JOURNAL_ALARM) || ref < 1)
+		return MT_ERR_ARG;
+	e = tx_check(s);
+	if (e == MT_OK)
+		e = stmt(s, ST_JOURNAL_INSERT, &st);
+	if (e != MT_OK)
+		return tx_fail(s, e);
+	sqlite3_bind_int(st, 1, kind);
+	sqlite3_bind_int64(st, 2, ref);
+	sqlite3_bind_int64(st, 3, (int64_t)now_ms());
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return tx_fail(s, step_err(rc));
 	return MT_OK;
 }
 
@@ -1339,10 +1453,17 @@ enum mt_err mt_store_counters(struct mt_store *s, const char *dev, uint64_t *ctr
 
 /* ---- patients ------------------------------------------------------------- */
 
+static bool leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* "" or a real YYYY-MM-DD date (year 1..9999, leap years counted). */
 static bool birth_date_ok(const char *d)
 {
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	size_t n = strnlen(d, MT_STORE_TEXT_MAX + 1);
-	int m, day;
+	int y, m, day;
 
 	if (n == 0)
 		return true;
@@ -1351,158 +1472,276 @@ static bool birth_date_ok(const char *d)
 	for (size_t i = 0; i < 10; i++)
 		if (i != 4 && i != 7 && (d[i] < '0' || d[i] > '9'))
 			return false;
+	y = (d[0] - '0') * 1000 + (d[1] - '0') * 100 + (d[2] - '0') * 10 + (d[3] - '0');
 	m = (d[5] - '0') * 10 + (d[6] - '0');
 	day = (d[8] - '0') * 10 + (d[9] - '0');
-	return m >= 1 && m <= 12 && day >= 1 && day <= 31;
+	if (y < 1 || m < 1 || m > 12 || day < 1)
+		return false;
+	return day <= mdays[m - 1] + (m == 2 && leap(y) ? 1 : 0);
 }
 
-static void aad_patient(struct aad *a, int64_t id, int64_t dek_id, const char *ward,
-                        size_t ward_len, const char *bed, size_t bed_len)
+static bool sex_ok(const char *t, size_t cap)
 {
-	aad_init(a, "mt-store:patient:");
+	static const char *const codes[] = {"", "male", "female", "other", "unknown"};
+
+	if (strnlen(t, cap) == cap)
+		return false;
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+		if (strcmp(t, codes[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool oxygen_ok(char c)
+{
+	return c == 0 || c == 'A' || c == 'O';
+}
+
+static bool acvpu_ok(char c)
+{
+	return c == 0 || c == 'A' || c == 'C' || c == 'V' || c == 'P' || c == 'U';
+}
+
+bool mt_store_patient_valid(const struct mt_patient *p)
+{
+	return p != NULL && text_ok(p->name, sizeof p->name, MT_STORE_TEXT_MAX, false) &&
+	       text_ok(p->mrn, sizeof p->mrn, MT_STORE_TEXT_MAX, false) &&
+	       text_ok(p->birth_date, sizeof p->birth_date, MT_STORE_TEXT_MAX, true) &&
+	       birth_date_ok(p->birth_date) &&
+	       text_ok(p->ward, sizeof p->ward, sizeof p->ward - 1, true) &&
+	       text_ok(p->bed, sizeof p->bed, sizeof p->bed - 1, true) &&
+	       text_ok(p->room, sizeof p->room, sizeof p->room - 1, true) &&
+	       sex_ok(p->sex, sizeof p->sex) && oxygen_ok(p->oxygen) && acvpu_ok(p->acvpu);
+}
+
+/* The plain columns of a patient row, as stored and as bound into the AAD. */
+struct patient_plain {
+	const char *ward, *bed, *room;
+	size_t ward_len, bed_len, room_len;
+	int64_t spo2_scale2, news2_na; /* 0 or 1 */
+	char oxygen[2], acvpu[2];      /* "" or one letter */
+	int64_t aad_v;
+};
+
+static void plain_of(const struct mt_patient *p, struct patient_plain *pl)
+{
+	memset(pl, 0, sizeof *pl);
+	pl->ward = p->ward;
+	pl->ward_len = strlen(p->ward);
+	pl->bed = p->bed;
+	pl->bed_len = strlen(p->bed);
+	pl->room = p->room;
+	pl->room_len = strlen(p->room);
+	pl->spo2_scale2 = p->spo2_scale2 ? 1 : 0;
+	pl->news2_na = p->news2_na ? 1 : 0;
+	pl->oxygen[0] = p->oxygen;
+	pl->acvpu[0] = p->acvpu;
+	pl->aad_v = MT_STORE_PATIENT_AAD_V;
+}
+
+/* Version 1 (rows from before room, sex and NEWS2 settings): the label,
+ * id, dek_id, ward, bed.  Version 2: its own label (so that a row cannot
+ * be read as the other version), then room and the four NEWS2 settings
+ * too. */
+static void aad_patient(struct aad *a, int64_t id, int64_t dek_id, const struct patient_plain *pl)
+{
+	aad_init(a, pl->aad_v == 1 ? "mt-store:patient:" : "mt-store:patient:v2:");
 	aad_i64(a, id);
 	aad_i64(a, dek_id);
-	aad_text(a, ward, ward_len);
-	aad_text(a, bed, bed_len);
+	aad_text(a, pl->ward, pl->ward_len);
+	aad_text(a, pl->bed, pl->bed_len);
+	if (pl->aad_v == 1)
+		return;
+	aad_text(a, pl->room, pl->room_len);
+	aad_i64(a, pl->spo2_scale2);
+	aad_text(a, pl->oxygen, strlen(pl->oxygen));
+	aad_text(a, pl->acvpu, strlen(pl->acvpu));
+	aad_i64(a, pl->news2_na);
 }
 
-enum mt_err mt_store_patient_add(struct mt_store *s, const struct mt_patient *p, int64_t *id)
+/* Seal `p` as the current version into row `pid` (inside the caller's
+ * transaction).  MT_ERR_NOT_FOUND when the row does not exist. */
+static enum mt_err patient_write(struct mt_store *s, int64_t pid, const struct mt_patient *p)
 {
 	uint8_t pt[PATIENT_PT_MAX], iv[MT_AEAD_IV_LEN];
 	struct mt_cbor_enc enc;
+	struct patient_plain pl;
 	const uint8_t *key;
-	int64_t dek_id = 0, pid = 0;
+	int64_t dek_id = 0;
 	size_t pt_len = 0;
 	sqlite3_stmt *st = NULL;
 	struct aad a;
 	enum mt_err e;
 
-	if (s == NULL || p == NULL || id == NULL)
-		return MT_ERR_ARG;
-	if (!text_ok(p->name, sizeof p->name, MT_STORE_TEXT_MAX, false) ||
-	    !text_ok(p->mrn, sizeof p->mrn, MT_STORE_TEXT_MAX, false) ||
-	    !text_ok(p->birth_date, sizeof p->birth_date, MT_STORE_TEXT_MAX, true) ||
-	    !birth_date_ok(p->birth_date) ||
-	    !text_ok(p->ward, sizeof p->ward, sizeof p->ward - 1, true) ||
-	    !text_ok(p->bed, sizeof p->bed, sizeof p->bed - 1, true) || s->kek == NULL)
-		return MT_ERR_ARG;
 	mt_cbor_enc_init(&enc, pt, sizeof pt);
-	mt_cbor_put_array(&enc, 3);
+	mt_cbor_put_array(&enc, 4);
 	mt_cbor_put_tstr(&enc, p->name, strlen(p->name));
 	mt_cbor_put_tstr(&enc, p->mrn, strlen(p->mrn));
 	mt_cbor_put_tstr(&enc, p->birth_date, strlen(p->birth_date));
-	e = mt_cbor_enc_finish(&enc, &pt_len);
-	if (e != MT_OK) {
+	mt_cbor_put_tstr(&enc, p->sex, strlen(p->sex));
+	if (mt_cbor_enc_finish(&enc, &pt_len) != MT_OK) {
 		OPENSSL_cleanse(pt, sizeof pt);
 		return MT_ERR_INTERNAL;
 	}
-	e = mt_store_begin(s);
-	if (e != MT_OK) {
-		OPENSSL_cleanse(pt, sizeof pt);
-		return e;
-	}
+	plain_of(p, &pl);
 	e = dek_for_write(s, &dek_id, &key);
-	/* The row first, for its id; its ciphertext in the same transaction. */
-	if (e == MT_OK &&
-	    sqlite3_prepare_v2(s->db,
-	                       "INSERT INTO patients(ward, bed, dek_id, iv, ct) VALUES(?, ?, ?, ?, ?)",
-	                       -1, &st, NULL) != SQLITE_OK)
-		e = MT_ERR_STORE_DB;
 	if (e == MT_OK) {
-		static const uint8_t none[1];
-
-		sqlite3_bind_text(st, 1, p->ward, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, p->bed, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, dek_id);
-		sqlite3_bind_blob(st, 4, none, 0, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 5, none, 0, SQLITE_STATIC);
-		e = step_done(st);
-		pid = sqlite3_last_insert_rowid(s->db);
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (e == MT_OK) {
-		aad_patient(&a, pid, dek_id, p->ward, strlen(p->ward), p->bed, strlen(p->bed));
+		aad_patient(&a, pid, dek_id, &pl);
 		e = seal_row(s, key, iv, &a, pt, pt_len);
 	}
 	OPENSSL_cleanse(pt, sizeof pt);
 	if (e == MT_OK &&
-	    sqlite3_prepare_v2(s->db, "UPDATE patients SET iv = ?, ct = ? WHERE id = ?", -1, &st,
-	                       NULL) != SQLITE_OK)
+	    sqlite3_prepare_v2(s->db,
+	                       "UPDATE patients SET ward = ?, bed = ?, room = ?, spo2_scale2 = ?,"
+	                       " oxygen = ?, acvpu = ?, news2_na = ?, aad_v = ?, dek_id = ?, iv = ?,"
+	                       " ct = ? WHERE id = ?",
+	                       -1, &st, NULL) != SQLITE_OK)
 		e = MT_ERR_STORE_DB;
 	if (e == MT_OK) {
-		sqlite3_bind_blob(st, 1, iv, sizeof iv, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 2, s->buf, (int)(pt_len + MT_AEAD_TAG_LEN), SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, pid);
+		sqlite3_bind_text(st, 1, pl.ward, (int)pl.ward_len, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, pl.bed, (int)pl.bed_len, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, pl.room, (int)pl.room_len, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, pl.spo2_scale2);
+		sqlite3_bind_text(st, 5, pl.oxygen, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, pl.acvpu, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, pl.news2_na);
+		sqlite3_bind_int64(st, 8, pl.aad_v);
+		sqlite3_bind_int64(st, 9, dek_id);
+		sqlite3_bind_blob(st, 10, iv, sizeof iv, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 11, s->buf, (int)(pt_len + MT_AEAD_TAG_LEN), SQLITE_STATIC);
+		sqlite3_bind_int64(st, 12, pid);
 		e = step_done(st);
+		if (e == MT_OK && sqlite3_changes(s->db) != 1)
+			e = MT_ERR_NOT_FOUND;
 	}
 	sqlite3_finalize(st);
+	if (e == MT_OK)
+		s->tx_rows++;
+	return e;
+}
+
+enum mt_err mt_store_patient_add(struct mt_store *s, const struct mt_patient *p, int64_t *id)
+{
+	const uint8_t *key;
+	int64_t dek_id = 0, pid = 0;
+	sqlite3_stmt *st = NULL;
+	enum mt_err e;
+
+	if (s == NULL || p == NULL || id == NULL || !mt_store_patient_valid(p) || s->kek == NULL)
+		return MT_ERR_ARG;
+	e = mt_store_begin(s);
+	if (e != MT_OK)
+		return e;
+	/* The row first, for its id (its dek_id must name a DEK); its
+	 * ciphertext in the same transaction. */
+	e = dek_for_write(s, &dek_id, &key);
+	if (e == MT_OK &&
+	    sqlite3_prepare_v2(s->db,
+	                       "INSERT INTO patients(ward, bed, dek_id, iv, ct, aad_v)"
+	                       " VALUES('', '', ?, x'', x'', ?)",
+	                       -1, &st, NULL) != SQLITE_OK)
+		e = MT_ERR_STORE_DB;
+	if (e == MT_OK) {
+		sqlite3_bind_int64(st, 1, dek_id);
+		sqlite3_bind_int64(st, 2, MT_STORE_PATIENT_AAD_V);
+		e = step_done(st);
+		pid = sqlite3_last_insert_rowid(s->db);
+	}
+	sqlite3_finalize(st);
+	if (e == MT_OK)
+		e = patient_write(s, pid, p);
 	if (e != MT_OK) {
 		mt_store_rollback(s);
 		return e;
 	}
-	s->tx_rows++;
 	e = mt_store_commit(s);
 	if (e == MT_OK)
 		*id = pid;
 	return e;
 }
 
-/* [name, mrn, birth_date] into p. */
-static bool patient_decode(const uint8_t *pt, size_t len, struct mt_patient *p)
+enum mt_err mt_store_patient_update(struct mt_store *s, const struct mt_patient *p)
+{
+	enum mt_err e;
+
+	if (s == NULL || p == NULL || p->id < 1 || !mt_store_patient_valid(p) || s->kek == NULL)
+		return MT_ERR_ARG;
+	e = mt_store_begin(s);
+	if (e != MT_OK)
+		return e;
+	e = patient_write(s, p->id, p);
+	if (e != MT_OK) {
+		mt_store_rollback(s);
+		return e;
+	}
+	return mt_store_commit(s);
+}
+
+/* [name, mrn, birth_date] (version 1) or [name, mrn, birth_date, sex]
+ * (version 2) into p. */
+static bool patient_decode(const uint8_t *pt, size_t len, int64_t aad_v, struct mt_patient *p)
 {
 	struct mt_cbor_dec d;
 	uint64_t n;
-	char *dst[3] = {p->name, p->mrn, p->birth_date};
+	char *dst[4] = {p->name, p->mrn, p->birth_date, p->sex};
+	size_t cap[4] = {sizeof p->name, sizeof p->mrn, sizeof p->birth_date, sizeof p->sex};
+	size_t want = aad_v == 1 ? 3 : 4;
 
 	mt_cbor_dec_init(&d, pt, len);
-	if (!mt_cbor_get_array(&d, &n) || n != 3)
+	if (!mt_cbor_get_array(&d, &n) || n != want)
 		return false;
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < want; i++) {
 		const char *t;
 		size_t tn;
 
-		if (!mt_cbor_get_tstr(&d, &t, &tn) || tn > MT_STORE_TEXT_MAX ||
-		    memchr(t, 0, tn) != NULL)
+		if (!mt_cbor_get_tstr(&d, &t, &tn) || tn >= cap[i] || memchr(t, 0, tn) != NULL)
 			return false;
 		memcpy(dst[i], t, tn);
 		dst[i][tn] = '\0';
 	}
-	return mt_cbor_dec_finish(&d) == MT_OK;
+	return mt_cbor_dec_finish(&d) == MT_OK && sex_ok(p->sex, sizeof p->sex);
 }
 
-enum mt_err mt_store_patient_get(struct mt_store *s, int64_t id, struct mt_patient *p)
+#define PATIENT_COLS                                                                         \
+	"ward, bed, room, spo2_scale2, oxygen, acvpu, news2_na, aad_v, dek_id, iv, ct"
+#define PATIENT_IV_COL 9
+
+/* The patient on the current row of `st` (PATIENT_COLS), decrypted. */
+static enum mt_err patient_row(struct mt_store *s, sqlite3_stmt *st, int64_t id,
+                               struct mt_patient *p)
 {
-	sqlite3_stmt *st = NULL;
-	size_t ward_len = 0, bed_len = 0, pt_len = 0;
+	struct patient_plain pl;
+	size_t pt_len = 0;
 	int64_t dek_id;
 	uint8_t *pt = NULL;
 	struct aad a;
-	enum mt_err e;
-	int rc;
+	enum mt_err e = MT_OK;
 
-	if (p != NULL)
-		memset(p, 0, sizeof *p);
-	if (s == NULL || p == NULL || s->kek == NULL)
-		return MT_ERR_ARG;
-	if (sqlite3_prepare_v2(s->db, "SELECT ward, bed, dek_id, iv, ct FROM patients WHERE id = ?",
-	                       -1, &st, NULL) != SQLITE_OK)
-		return MT_ERR_STORE_DB;
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return rc == SQLITE_DONE ? MT_ERR_NOT_FOUND : step_err(rc);
-	}
-	if (!col_text(st, 0, p->ward, sizeof p->ward - 1, &ward_len) ||
-	    !col_text(st, 1, p->bed, sizeof p->bed - 1, &bed_len) || !col_i64(st, 2, &dek_id)) {
-		e = MT_ERR_STORE_TAMPERED;
-	} else {
-		aad_patient(&a, id, dek_id, p->ward, ward_len, p->bed, bed_len);
-		e = open_row(s, st, 3, dek_id, &a, &pt, &pt_len);
-	}
-	sqlite3_finalize(st);
-	if (e == MT_OK && !patient_decode(pt, pt_len, p))
+	memset(p, 0, sizeof *p);
+	memset(&pl, 0, sizeof pl);
+	if (!col_text(st, 0, p->ward, sizeof p->ward - 1, &pl.ward_len) ||
+	    !col_text(st, 1, p->bed, sizeof p->bed - 1, &pl.bed_len) ||
+	    !col_text(st, 2, p->room, sizeof p->room - 1, &pl.room_len) ||
+	    !col_i64(st, 3, &pl.spo2_scale2) || !col_text(st, 4, pl.oxygen, 1, NULL) ||
+	    !col_text(st, 5, pl.acvpu, 1, NULL) || !col_i64(st, 6, &pl.news2_na) ||
+	    !col_i64(st, 7, &pl.aad_v) || !col_i64(st, 8, &dek_id))
+		return MT_ERR_STORE_TAMPERED;
+	pl.ward = p->ward;
+	pl.bed = p->bed;
+	pl.room = p->room;
+	/* Only values this store writes; a version-1 row predates the new
+	 * columns, so they must hold their defaults (its AAD does not cover
+	 * them: anything else is an edit). */
+	if ((pl.aad_v != 1 && pl.aad_v != MT_STORE_PATIENT_AAD_V) ||
+	    (pl.spo2_scale2 != 0 && pl.spo2_scale2 != 1) || (pl.news2_na != 0 && pl.news2_na != 1) ||
+	    (pl.oxygen[0] != 0 && !oxygen_ok(pl.oxygen[0])) ||
+	    (pl.acvpu[0] != 0 && !acvpu_ok(pl.acvpu[0])) ||
+	    (pl.aad_v == 1 && (pl.room_len != 0 || pl.spo2_scale2 != 0 || pl.news2_na != 0 ||
+	                       pl.oxygen[0] != 0 || pl.acvpu[0] != 0)))
+		return MT_ERR_STORE_TAMPERED;
+	aad_patient(&a, id, dek_id, &pl);
+	e = open_row(s, st, PATIENT_IV_COL, dek_id, &a, &pt, &pt_len);
+	if (e == MT_OK && !patient_decode(pt, pt_len, pl.aad_v, p))
 		e = MT_ERR_STORE_TAMPERED;
 	if (pt != NULL) {
 		OPENSSL_cleanse(pt, pt_len);
@@ -1513,7 +1752,75 @@ enum mt_err mt_store_patient_get(struct mt_store *s, int64_t id, struct mt_patie
 		return e;
 	}
 	p->id = id;
+	p->spo2_scale2 = pl.spo2_scale2 == 1;
+	p->news2_na = pl.news2_na == 1;
+	p->oxygen = pl.oxygen[0];
+	p->acvpu = pl.acvpu[0];
 	return MT_OK;
+}
+
+enum mt_err mt_store_patient_get(struct mt_store *s, int64_t id, struct mt_patient *p)
+{
+	sqlite3_stmt *st = NULL;
+	enum mt_err e;
+	int rc;
+
+	if (p != NULL)
+		memset(p, 0, sizeof *p);
+	if (s == NULL || p == NULL || s->kek == NULL)
+		return MT_ERR_ARG;
+	if (sqlite3_prepare_v2(s->db, "SELECT " PATIENT_COLS " FROM patients WHERE id = ?", -1,
+	                       &st, NULL) != SQLITE_OK)
+		return MT_ERR_STORE_DB;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		e = patient_row(s, st, id, p);
+	else
+		e = rc == SQLITE_DONE ? MT_ERR_NOT_FOUND : step_err(rc);
+	sqlite3_finalize(st);
+	return e;
+}
+
+enum mt_err mt_store_patient_find_mrn(struct mt_store *s, const char *mrn, int64_t *id)
+{
+	struct mt_patient *p;
+	sqlite3_stmt *st = NULL;
+	enum mt_err e = MT_ERR_NOT_FOUND;
+	int rc;
+
+	if (id != NULL)
+		*id = 0;
+	if (s == NULL || mrn == NULL || id == NULL || s->kek == NULL)
+		return MT_ERR_ARG;
+	p = malloc(sizeof *p);
+	if (p == NULL)
+		return MT_ERR_NOMEM;
+	if (sqlite3_prepare_v2(s->db, "SELECT " PATIENT_COLS ", id FROM patients ORDER BY id", -1,
+	                       &st, NULL) != SQLITE_OK) {
+		free(p);
+		return MT_ERR_STORE_DB;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t pid = sqlite3_column_int64(st, PATIENT_IV_COL + 2);
+		enum mt_err pe = patient_row(s, st, pid, p);
+
+		if (pe != MT_OK) {
+			e = pe;
+			break;
+		}
+		if (strcmp(p->mrn, mrn) == 0) {
+			*id = pid;
+			e = MT_OK;
+			break;
+		}
+	}
+	if (e == MT_ERR_NOT_FOUND && rc != SQLITE_DONE)
+		e = step_err(rc);
+	sqlite3_finalize(st);
+	OPENSSL_cleanse(p, sizeof *p);
+	free(p);
+	return e;
 }
 
 enum mt_err mt_store_patient_ids(struct mt_store *s, int64_t *ids, size_t cap, size_t *n)
@@ -1538,4 +1845,192 @@ enum mt_err mt_store_patient_ids(struct mt_store *s, int64_t *ids, size_t cap, s
 		return step_err(rc);
 	*n = k;
 	return MT_OK;
+}
+
+/* ---- per-patient rules ------------------------------------------------------ */
+
+/* MT_OK when patient `pid` exists, MT_ERR_NOT_FOUND when not. */
+static enum mt_err patient_exists(struct mt_store *s, int64_t pid)
+{
+	sqlite3_stmt *st = NULL;
+	enum mt_err e;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM patients WHERE id = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return MT_ERR_STORE_DB;
+	sqlite3_bind_int64(st, 1, pid);
+	rc = sqlite3_step(st);
+	e = rc == SQLITE_ROW ? MT_OK : rc == SQLITE_DONE ? MT_ERR_NOT_FOUND : step_err(rc);
+	sqlite3_finalize(st);
+	return e;
+}
+
+enum mt_err mt_store_rule_add(struct mt_store *s, int64_t patient_id, const char *text,
+                              int64_t *id)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t rid = 0;
+	enum mt_err e;
+
+	if (id != NULL)
+		*id = 0;
+	if (s == NULL || patient_id < 1 ||
+	    !text_ok(text, MT_STORE_RULE_MAX + 1, MT_STORE_RULE_MAX, false))
+		return MT_ERR_ARG;
+	e = mt_store_begin(s);
+	if (e != MT_OK)
+		return e;
+	e = patient_exists(s, patient_id);
+	if (e == MT_OK &&
+	    sqlite3_prepare_v2(s->db,
+	                       "INSERT INTO patient_rules(patient_id, rule, created_ms)"
+	                       " VALUES(?, ?, ?)",
+	                       -1, &st, NULL) != SQLITE_OK)
+		e = MT_ERR_STORE_DB;
+	if (e == MT_OK) {
+		sqlite3_bind_int64(st, 1, patient_id);
+		sqlite3_bind_text(st, 2, text, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (int64_t)now_ms());
+		e = step_done(st);
+		rid = sqlite3_last_insert_rowid(s->db);
+	}
+	sqlite3_finalize(st);
+	if (e != MT_OK) {
+		mt_store_rollback(s);
+		return e;
+	}
+	e = mt_store_commit(s);
+	if (e == MT_OK && id != NULL)
+		*id = rid;
+	return e;
+}
+
+enum mt_err mt_store_rule_del(struct mt_store *s, int64_t id, int64_t *patient_id)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t pid = 0;
+	enum mt_err e;
+	int rc;
+
+	if (patient_id != NULL)
+		*patient_id = 0;
+	if (s == NULL || id < 1)
+		return MT_ERR_ARG;
+	e = mt_store_begin(s);
+	if (e != MT_OK)
+		return e;
+	if (sqlite3_prepare_v2(s->db, "SELECT patient_id FROM patient_rules WHERE id = ?", -1, &st,
+	                       NULL) != SQLITE_OK) {
+		e = MT_ERR_STORE_DB;
+	} else {
+		sqlite3_bind_int64(st, 1, id);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			pid = sqlite3_column_int64(st, 0);
+		e = rc == SQLITE_ROW ? MT_OK : rc == SQLITE_DONE ? MT_ERR_NOT_FOUND : step_err(rc);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (e == MT_OK &&
+	    sqlite3_prepare_v2(s->db, "DELETE FROM patient_rules WHERE id = ?", -1, &st, NULL) !=
+	            SQLITE_OK)
+		e = MT_ERR_STORE_DB;
+	if (e == MT_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		e = step_done(st);
+	}
+	sqlite3_finalize(st);
+	if (e != MT_OK) {
+		mt_store_rollback(s);
+		return e;
+	}
+	e = mt_store_commit(s);
+	if (e == MT_OK && patient_id != NULL)
+		*patient_id = pid;
+	return e;
+}
+
+enum mt_err mt_store_rules(struct mt_store *s, int64_t patient_id,
+                           enum mt_err (*cb)(void *ctx, const struct mt_patient_rule *r),
+                           void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	enum mt_err e = MT_OK;
+	int rc;
+
+	if (s == NULL || cb == NULL || patient_id < 0)
+		return MT_ERR_ARG;
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT id, patient_id, rule, created_ms FROM patient_rules"
+	                       " WHERE ?1 = 0 OR patient_id = ?1 ORDER BY id",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return MT_ERR_STORE_DB;
+	sqlite3_bind_int64(st, 1, patient_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct mt_patient_rule r;
+		int64_t created;
+
+		memset(&r, 0, sizeof r);
+		if (!col_i64(st, 0, &r.id) || !col_i64(st, 1, &r.patient_id) ||
+		    !col_text(st, 2, r.text, MT_STORE_RULE_MAX, NULL) || !col_i64(st, 3, &created) ||
+		    created < 0) {
+			e = MT_ERR_STORE_DB;
+			break;
+		}
+		r.created_ms = (uint64_t)created;
+		e = cb(ctx, &r);
+		if (e != MT_OK)
+			break;
+	}
+	if (e == MT_OK && rc != SQLITE_DONE)
+		e = step_err(rc);
+	sqlite3_finalize(st);
+	return e;
+}
+
+/* ---- assignments, listed ------------------------------------------------------ */
+
+enum mt_err mt_store_assignments(struct mt_store *s, const char *dev, int64_t patient_id,
+                                 enum mt_err (*cb)(void *ctx, const struct mt_assignment *a),
+                                 void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	enum mt_err e = MT_OK;
+	int rc;
+
+	if (s == NULL || cb == NULL || patient_id < 0 ||
+	    (dev != NULL && !mt_device_id_valid(dev, strnlen(dev, MT_DEVICE_ID_MAX + 1))))
+		return MT_ERR_ARG;
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT id, dev, patient_id, since_ms, until_ms FROM assignments"
+	                       " WHERE (?1 IS NULL OR dev = ?1) AND (?2 = 0 OR patient_id = ?2)"
+	                       " ORDER BY dev, since_ms, id",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return MT_ERR_STORE_DB;
+	if (dev != NULL)
+		sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, patient_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct mt_assignment a;
+		int64_t since, until = 0;
+
+		memset(&a, 0, sizeof a);
+		a.open = sqlite3_column_type(st, 4) == SQLITE_NULL;
+		if (!col_i64(st, 0, &a.id) || !col_text(st, 1, a.dev, MT_DEVICE_ID_MAX, NULL) ||
+		    !col_i64(st, 2, &a.patient_id) || !col_i64(st, 3, &since) || since < 0 ||
+		    (!a.open && (!col_i64(st, 4, &until) || until < since))) {
+			e = MT_ERR_STORE_DB;
+			break;
+		}
+		a.since_ms = (uint64_t)since;
+		a.until_ms = (uint64_t)until;
+		e = cb(ctx, &a);
+		if (e != MT_OK)
+			break;
+	}
+	if (e == MT_OK && rc != SQLITE_DONE)
+		e = step_err(rc);
+	sqlite3_finalize(st);
+	return e;
 }

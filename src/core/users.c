@@ -8,6 +8,7 @@
  *   users(name TEXT PRIMARY KEY, role TEXT, hash TEXT, must_change INTEGER,
  *         failed INTEGER, locked_until INTEGER, created_at INTEGER,
  *         updated_at INTEGER)
+ *   user_wards(user TEXT, ward TEXT, PRIMARY KEY(user, ward))
  *
  * The role is stored as its name, with a CHECK, so that an operator
  * reading the table with the sqlite3 shell reads "clinician", and a row
@@ -58,7 +59,10 @@ static const char schema[] =
         " must_change INTEGER NOT NULL DEFAULT 1 CHECK(must_change IN (0, 1)),"
         " failed INTEGER NOT NULL DEFAULT 0,"
         " locked_until INTEGER NOT NULL DEFAULT 0,"
-        " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)";
+        " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS user_wards("
+        " user TEXT NOT NULL REFERENCES users(name), ward TEXT NOT NULL,"
+        " PRIMARY KEY(user, ward)) WITHOUT ROWID";
 
 struct mt_users {
 	sqlite3 *db;
@@ -660,4 +664,121 @@ enum mt_err mt_users_change_password(struct mt_users *u, const char *name, const
 	if (e != MT_OK)
 		return e;
 	return set_password(u, name, next, false, now);
+}
+
+/* ---- clinician ↔ ward ------------------------------------------------------ */
+
+bool mt_user_ward_valid(const char *ward)
+{
+	size_t n;
+
+	if (ward == NULL)
+		return false;
+	n = strnlen(ward, MT_USER_WARD_MAX + 1);
+	if (n == 0 || n > MT_USER_WARD_MAX || !mt_utf8_valid((const uint8_t *)ward, n))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)ward[i] < 0x20 || ward[i] == 0x7f)
+			return false;
+	return true;
+}
+
+enum mt_err mt_users_wards_set(struct mt_users *u, const char *name, const char *const *wards,
+                               size_t n)
+{
+	struct mt_user who;
+	sqlite3_stmt *st = NULL;
+	enum mt_err e;
+
+	if (u == NULL || !mt_user_name_valid(name) || (wards == NULL && n > 0) ||
+	    n > MT_USER_WARDS_MAX)
+		return MT_ERR_ARG;
+	for (size_t i = 0; i < n; i++)
+		if (!mt_user_ward_valid(wards[i]))
+			return MT_ERR_ARG;
+	if (sqlite3_exec(u->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return MT_ERR_REG_DB;
+	e = fetch(u, name, &who, NULL);
+	if (e == MT_OK) {
+		if (sqlite3_prepare_v2(u->db, "DELETE FROM user_wards WHERE user = ?", -1, &st,
+		                       NULL) != SQLITE_OK) {
+			e = MT_ERR_REG_DB;
+		} else {
+			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+			e = step_done(st);
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if (e == MT_OK && n > 0 &&
+	    sqlite3_prepare_v2(u->db, "INSERT OR IGNORE INTO user_wards(user, ward) VALUES(?, ?)",
+	                       -1, &st, NULL) != SQLITE_OK)
+		e = MT_ERR_REG_DB;
+	for (size_t i = 0; e == MT_OK && i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, wards[i], -1, SQLITE_STATIC);
+		e = step_done(st);
+	}
+	sqlite3_finalize(st);
+	if (e == MT_OK && sqlite3_exec(u->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		e = MT_ERR_REG_DB;
+	if (e != MT_OK)
+		(void)sqlite3_exec(u->db, "ROLLBACK", NULL, NULL, NULL);
+	return e;
+}
+
+enum mt_err mt_users_wards(struct mt_users *u, const char *name,
+                           enum mt_err (*cb)(void *ctx, const char *ward), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	enum mt_err e = MT_OK;
+	int rc;
+
+	if (u == NULL || cb == NULL || !mt_user_name_valid(name))
+		return MT_ERR_ARG;
+	if (sqlite3_prepare_v2(u->db, "SELECT ward FROM user_wards WHERE user = ? ORDER BY ward",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return MT_ERR_REG_DB;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *w = (const char *)sqlite3_column_text(st, 0);
+
+		if (w == NULL || !mt_user_ward_valid(w)) {
+			e = MT_ERR_REG_DB;
+			break;
+		}
+		e = cb(ctx, w);
+		if (e != MT_OK)
+			break;
+	}
+	if (e == MT_OK && rc != SQLITE_DONE)
+		e = MT_ERR_REG_DB;
+	sqlite3_finalize(st);
+	return e;
+}
+
+enum mt_err mt_users_may_see_ward(struct mt_users *u, const char *name, const char *ward,
+                                  bool *ok)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (ok != NULL)
+		*ok = false;
+	if (u == NULL || ok == NULL || ward == NULL || !mt_user_name_valid(name))
+		return MT_ERR_ARG;
+	if (!mt_user_ward_valid(ward))
+		return MT_OK;
+	if (sqlite3_prepare_v2(u->db, "SELECT 1 FROM user_wards WHERE user = ? AND ward = ?", -1,
+	                       &st, NULL) != SQLITE_OK)
+		return MT_ERR_REG_DB;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, ward, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return MT_ERR_REG_DB;
+	*ok = rc == SQLITE_ROW;
+	return MT_OK;
 }

@@ -72,6 +72,8 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "console.h"
+#include "clinical.h"
+#include "live.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -92,6 +94,7 @@
 #include "medtrust/mt_crypto.h"
 #include "medtrust/mt_form.h"
 #include "medtrust/mt_message.h"
+#include "medtrust/mt_store_clinical.h"
 #include "medtrust/mt_store_query.h"
 #include "medtrust/mt_users.h"
 
@@ -193,6 +196,10 @@ struct mt_console {
 	size_t n_cache;
 	struct mt_obs *obs; /* [MT_OBS_MAX] */
 	int64_t *ids;       /* [PATIENTS_MAX] */
+
+	/* The live stream and alarms (mt_console_set_clinical); NULL: none. */
+	struct mt_live *live;
+	struct mt_clinical *clin;
 };
 
 /* ---- the stylesheet ---------------------------------------------------------- */
@@ -1428,6 +1435,237 @@ static void ward_page(struct mt_console *c, const struct mt_https_req *rq,
 
 /* ---- dispatch ------------------------------------------------------------------------------------- */
 
+/* ---- the live stream and alarms (JSON; docs/alarms.md) -------------------------------------- */
+
+static void api_answer(struct mt_https_resp *rs, int status, char *json)
+{
+	rs->status = json != NULL ? status : 503;
+	rs->content_type = "application/json";
+	rs->body = (uint8_t *)json;
+	rs->body_len = json != NULL ? strlen(json) : 0;
+}
+
+static void api_error(struct mt_https_resp *rs, int status, const char *why)
+{
+	char buf[256];
+
+	(void)snprintf(buf, sizeof buf, "{\"error\":\"%s\"}", why);
+	api_answer(rs, status, strdup(buf));
+}
+
+static enum mt_err ward_add(void *ctx, const char *ward)
+{
+	struct mt_live_filter *f = ctx;
+
+	if (f->n_wards < MT_LIVE_WARDS_MAX)
+		(void)snprintf(f->wards[f->n_wards++], sizeof f->wards[0], "%s", ward);
+	return MT_OK;
+}
+
+/* What a session may see: every ward (admin, biomed, auditor), or a
+ * clinician's own wards (F13). */
+static bool session_filter(struct mt_console *c, const struct session *s,
+                           struct mt_live_filter *f)
+{
+	bool ok;
+
+	memset(f, 0, sizeof *f);
+	(void)snprintf(f->user, sizeof f->user, "%s", s->user);
+	if (s->role != MT_ROLE_CLINICIAN) {
+		f->all = true;
+		return true;
+	}
+	pthread_mutex_lock(&c->login_lock);
+	ok = mt_users_wards(c->users, s->user, ward_add, f) == MT_OK;
+	pthread_mutex_unlock(&c->login_lock);
+	return ok;
+}
+
+static bool filter_allows(const struct mt_live_filter *f, const char *ward)
+{
+	if (f->all)
+		return true;
+	for (size_t i = 0; i < f->n_wards; i++)
+		if (strcmp(f->wards[i], ward) == 0)
+			return true;
+	return false;
+}
+
+/* What a new stream is handed: its filter and the live hub. */
+struct stream_ctx {
+	struct mt_live_filter f;
+	struct mt_live *live;
+};
+
+static void stream_open(void *ctx, struct mt_https_stream *st)
+{
+	struct stream_ctx *sc = ctx;
+
+	(void)mt_live_subscribe(sc->live, st, &sc->f);
+	free(sc);
+}
+
+static void api_stream(struct mt_console *c, const struct mt_https_req *rq,
+                       struct mt_https_resp *rs, const struct session *s)
+{
+	struct stream_ctx *sc = calloc(1, sizeof *sc);
+
+	if (c->live == NULL || sc == NULL) {
+		free(sc);
+		api_error(rs, 503, "no live stream on this hub");
+		return;
+	}
+	if (!session_filter(c, s, &sc->f)) {
+		free(sc);
+		api_error(rs, 503, "wards unavailable");
+		return;
+	}
+	sc->live = c->live;
+	audit(c, s->user, rq, "console.stream.open", s->user, MT_AUDIT_OK,
+	      "\"wards\":%zu,\"all\":%s", sc->f.n_wards, sc->f.all ? "true" : "false");
+	rs->status = 200;
+	rs->content_type = "text/event-stream";
+	rs->stream_open = stream_open;
+	rs->stream_ctx = sc;
+}
+
+struct alarm_list {
+	struct mt_console *c;
+	struct mt_live_filter f;
+	struct out o;
+	size_t n;
+};
+
+static enum mt_err alarm_json(void *ctx, const struct mt_alarm *a)
+{
+	struct alarm_list *l = ctx;
+	char ward[65] = "", line[1400], text[2 * MT_ALARM_TEXT_MAX + 8], wj[160];
+
+	if (a->patient_id > 0)
+		mt_clinical_patient_ward(l->c->clin, a->patient_id, ward, sizeof ward);
+	if (!filter_allows(&l->f, ward))
+		return MT_OK;
+	(void)snprintf(line, sizeof line,
+	               "%s{\"alarm\":%" PRId64 ",\"patient\":%" PRId64 ",\"ward\":%s,"
+	               "\"device\":\"%s\",\"cond\":\"%s\",\"type\":\"%s\",\"priority\":%u,"
+	               "\"state\":\"%s\",\"text\":%s,\"raised_ms\":%" PRIu64 ",\"acked_ms\":%" PRIu64
+	               ",\"acked_by\":\"%s\",\"escalated_ms\":%" PRIu64 ",\"readings\":\"%s\"}",
+	               l->n ? "," : "", a->id, a->patient_id,
+	               mt_deploy_json_str(ward, wj, sizeof wj), a->dev, a->cond, a->type, a->prio,
+	               a->state, mt_deploy_json_str(a->text, text, sizeof text), a->raised_ms,
+	               a->acked_ms, a->acked_by, a->escalated_ms, a->readings);
+	out_lit(&l->o, line);
+	l->n++;
+	return MT_OK;
+}
+
+static void api_alarms(struct mt_console *c, const struct mt_https_req *rq,
+                       struct mt_https_resp *rs, const struct session *s)
+{
+	struct alarm_list l;
+	bool all = rq->query != NULL && strcmp(rq->query, "all=1") == 0;
+	enum mt_err e;
+
+	memset(&l, 0, sizeof l);
+	l.c = c;
+	if (c->clin == NULL || c->store == NULL || !session_filter(c, s, &l.f)) {
+		api_error(rs, 503, "alarms unavailable");
+		return;
+	}
+	out_lit(&l.o, "{\"alarms\":[");
+	pthread_mutex_lock(&c->store_lock);
+	e = mt_store_alarms(c->store, !all, 0, 500, alarm_json, &l);
+	pthread_mutex_unlock(&c->store_lock);
+	out_lit(&l.o, "]}");
+	if (e != MT_OK || l.o.failed) {
+		out_free(&l.o);
+		api_error(rs, 503, "alarms unavailable");
+		return;
+	}
+	rs->status = 200;
+	rs->content_type = "application/json";
+	rs->body = (uint8_t *)l.o.p;
+	rs->body_len = l.o.n;
+}
+
+/* POST /api/alarms/ack (form: id, csrf).  Clinical rights: a clinician
+ * for an alarm of their wards; a biomedical engineer for a technical
+ * alarm; nobody else (F12).  Every refusal is audited; the transition
+ * itself is audited by the engine with the user as actor. */
+static void api_ack(struct mt_console *c, const struct mt_https_req *rq,
+                    struct mt_https_resp *rs, const struct session *s)
+{
+	struct mt_form f;
+	const char *id_s, *csrf;
+	struct mt_alarm a;
+	struct mt_live_filter lf;
+	char ward[65] = "";
+	int64_t id = 0;
+	enum mt_err e;
+	bool ok;
+
+	if (!ctype_form(rq->content_type) || rq->body_len > MT_FORM_BODY_MAX ||
+	    mt_form_parse(rq->body, rq->body_len, &f) != MT_OK) {
+		api_error(rs, 400, "bad form");
+		return;
+	}
+	csrf = mt_form_get(&f, "csrf");
+	if (csrf == NULL || !token_shape(csrf) || !token_equal(csrf, s->csrf)) {
+		audit(c, s->user, rq, "console.csrf.refused", s->user, MT_AUDIT_REFUSED,
+		      "\"method\":\"POST\"");
+		api_error(rs, 403, "missing or wrong CSRF token");
+		return;
+	}
+	id_s = mt_form_get(&f, "id");
+	for (const char *q = id_s; q != NULL && *q; q++) {
+		if (*q < '0' || *q > '9' || id > (INT64_MAX - 9) / 10) {
+			id = 0;
+			break;
+		}
+		id = id * 10 + (*q - '0');
+	}
+	if (id < 1 || c->clin == NULL || c->store == NULL) {
+		api_error(rs, 400, "no such alarm");
+		return;
+	}
+	pthread_mutex_lock(&c->store_lock);
+	e = mt_store_alarm_get(c->store, id, &a);
+	pthread_mutex_unlock(&c->store_lock);
+	if (e != MT_OK) {
+		api_error(rs, 404, "no such alarm");
+		return;
+	}
+	if (a.patient_id > 0)
+		mt_clinical_patient_ward(c->clin, a.patient_id, ward, sizeof ward);
+	ok = (s->role == MT_ROLE_CLINICIAN && session_filter(c, s, &lf) &&
+	      filter_allows(&lf, ward)) ||
+	     (s->role == MT_ROLE_BIOMED && strcmp(a.type, "ST") == 0);
+	if (!ok) {
+		audit(c, s->user, rq, "alarm.ack", s->user, MT_AUDIT_REFUSED,
+		      "\"alarm\":%" PRId64 ",\"role\":\"%s\"", id, mt_role_name(s->role));
+		api_error(rs, 403, "your role may not acknowledge this alarm");
+		return;
+	}
+	e = mt_clinical_ack(c->clin, id, s->user);
+	if (e == MT_ERR_REFUSED) {
+		api_error(rs, 409, "the alarm is not active");
+		return;
+	}
+	if (e != MT_OK) {
+		api_error(rs, 503, "the acknowledgement could not be recorded");
+		return;
+	}
+	api_error(rs, 200, "acknowledged");
+}
+
+void mt_console_set_clinical(struct mt_console *c, struct mt_live *live, struct mt_clinical *clin)
+{
+	if (c == NULL)
+		return;
+	c->live = live;
+	c->clin = clin;
+}
+
 void mt_console_handle(struct mt_console *c, const struct mt_https_req *rq,
                        struct mt_https_resp *rs)
 {
@@ -1490,6 +1728,32 @@ void mt_console_handle(struct mt_console *c, const struct mt_https_req *rq,
 			redirect(rs, "/password");
 		else
 			ward_page(c, rq, rs, &s, now);
+		goto out;
+	}
+	if (strncmp(p, "/api/", 5) == 0) {
+		bool stream = strcmp(p, "/api/stream") == 0 && get;
+		bool alarms = strcmp(p, "/api/alarms") == 0 && get;
+		bool ack = strcmp(p, "/api/alarms/ack") == 0 && post;
+
+		if (!stream && !alarms && !ack) {
+			api_error(rs, 404, "no such endpoint");
+			goto out;
+		}
+		/* the live stream is not the user's activity (like refreshes) */
+		if (!session_get(c, rq, now, !stream, &s)) {
+			api_error(rs, 401, "sign in first");
+			goto out;
+		}
+		if (s.must_change) {
+			api_error(rs, 403, "change your password first");
+			goto out;
+		}
+		if (stream)
+			api_stream(c, rq, rs, &s);
+		else if (alarms)
+			api_alarms(c, rq, rs, &s);
+		else
+			api_ack(c, rq, rs, &s);
 		goto out;
 	}
 	if (strcmp(p, "/") == 0 || strcmp(p, "/login") == 0 || strcmp(p, "/ward") == 0 ||

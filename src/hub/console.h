@@ -49,6 +49,14 @@ MT_NODISCARD enum mt_err mt_console_open(struct mt_deploy *d, mt_console_audit_f
                                          size_t why_cap);
 void mt_console_close(struct mt_console *c);
 
+/* The live stream (GET /api/stream) and the alarm endpoints (GET
+ * /api/alarms, POST /api/alarms/ack) need the clinical engine and its
+ * live hub; without them they answer 503.  Set before serving. */
+struct mt_live;
+struct mt_clinical;
+void mt_console_set_clinical(struct mt_console *c, struct mt_live *live,
+                             struct mt_clinical *clin);
+
 /* Answer one request (thread-safe).  Every answer carries the console's
  * security headers (CSP, HSTS, Referrer-Policy, X-Frame-Options, ...). */
 void mt_console_handle(struct mt_console *c, const struct mt_https_req *rq,

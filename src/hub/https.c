@@ -314,7 +314,164 @@ static int header_ok(const char *n, const char *v)
 }
 
 /* Send the handler's answer; takes rs->body. */
-static void send_answer(struct evhttp_request *req, struct mt_https_resp *rs)
+/* ---- streamed answers ------------------------------------------------
+ *
+ * Two owners hold a stream: the server (until the connection closes or
+ * the answer ends; on the worker thread) and the handler's subscriber
+ * (until mt_https_stream_release; any thread).  `lock` guards the queued
+ * bytes and the flags; `req` and `wake` are touched only on the worker,
+ * or under the lock to fire `wake`.  The last owner frees it. */
+struct mt_https_stream {
+	pthread_mutex_t lock;
+	int refs;
+	bool closed;  /* no more sends: the connection went or the answer ended */
+	bool end_req; /* the subscriber let go, or fell behind: end the answer */
+	struct evhttp_request *req;      /* worker only; NULL once closed */
+	struct evhttp_connection *evcon; /* worker only */
+	struct event *wake;              /* on the worker's base; NULL once closed */
+	struct evbuffer *out;            /* queued, under lock */
+};
+
+static void stream_unref(struct mt_https_stream *st)
+{
+	int left;
+
+	pthread_mutex_lock(&st->lock);
+	left = --st->refs;
+	pthread_mutex_unlock(&st->lock);
+	if (left > 0)
+		return;
+	evbuffer_free(st->out);
+	pthread_mutex_destroy(&st->lock);
+	free(st);
+}
+
+/* Worker: the server lets go (connection closed, or answer ended). */
+static void stream_detach(struct mt_https_stream *st)
+{
+	struct event *ev;
+
+	pthread_mutex_lock(&st->lock);
+	st->closed = true;
+	st->req = NULL;
+	ev = st->wake;
+	st->wake = NULL;
+	pthread_mutex_unlock(&st->lock);
+	if (st->evcon != NULL)
+		evhttp_connection_set_closecb(st->evcon, NULL, NULL);
+	st->evcon = NULL;
+	if (ev != NULL)
+		event_free(ev);
+	stream_unref(st);
+}
+
+static void stream_on_close(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	stream_detach(arg);
+}
+
+static void stream_on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct mt_https_stream *st = arg;
+	struct evbuffer *b = evbuffer_new();
+	struct evhttp_request *req;
+	bool end;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&st->lock);
+	req = st->req;
+	end = st->end_req;
+	if (b != NULL)
+		(void)evbuffer_add_buffer(b, st->out);
+	pthread_mutex_unlock(&st->lock);
+	if (req != NULL && b != NULL && evbuffer_get_length(b) > 0)
+		evhttp_send_reply_chunk(req, b);
+	if (b != NULL)
+		evbuffer_free(b);
+	if (req != NULL && (end || b == NULL)) {
+		evhttp_send_reply_end(req);
+		stream_detach(st);
+	}
+}
+
+bool mt_https_stream_send(struct mt_https_stream *st, const void *data, size_t len)
+{
+	bool ok;
+
+	if (st == NULL)
+		return false;
+	pthread_mutex_lock(&st->lock);
+	ok = !st->closed && !st->end_req;
+	if (ok && evbuffer_get_length(st->out) + len > MT_HTTPS_STREAM_MAX) {
+		st->end_req = true; /* a client that does not read is cut off */
+		ok = false;
+	} else if (ok && evbuffer_add(st->out, data, len) != 0) {
+		st->end_req = true;
+		ok = false;
+	}
+	if (st->wake != NULL)
+		event_active(st->wake, EV_READ, 0);
+	pthread_mutex_unlock(&st->lock);
+	return ok;
+}
+
+bool mt_https_stream_open(struct mt_https_stream *st)
+{
+	bool open;
+
+	if (st == NULL)
+		return false;
+	pthread_mutex_lock(&st->lock);
+	open = !st->closed && !st->end_req;
+	pthread_mutex_unlock(&st->lock);
+	return open;
+}
+
+void mt_https_stream_release(struct mt_https_stream *st)
+{
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&st->lock);
+	st->end_req = true;
+	if (st->wake != NULL)
+		event_active(st->wake, EV_READ, 0);
+	pthread_mutex_unlock(&st->lock);
+	stream_unref(st);
+}
+
+/* Start a streamed answer (headers already added) and hand it over. */
+static void stream_start(struct worker *w, struct evhttp_request *req, struct mt_https_resp *rs,
+                         struct evbuffer *first)
+{
+	struct mt_https_stream *st = calloc(1, sizeof *st);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+	if (st == NULL || evcon == NULL || (st->out = evbuffer_new()) == NULL ||
+	    (st->wake = event_new(w->base, -1, 0, stream_on_wake, st)) == NULL) {
+		if (st != NULL) {
+			if (st->out != NULL)
+				evbuffer_free(st->out);
+			free(st);
+		}
+		refuse(req, 503);
+		return;
+	}
+	pthread_mutex_init(&st->lock, NULL);
+	st->refs = 2;
+	st->req = req;
+	st->evcon = evcon;
+	/* The stream outlives the idle timeout: no read or write deadline. */
+	evhttp_connection_set_timeout(evcon, 0);
+	evhttp_connection_set_closecb(evcon, stream_on_close, st);
+	evhttp_send_reply_start(req, 200, "OK");
+	if (evbuffer_get_length(first) > 0)
+		evhttp_send_reply_chunk(req, first);
+	rs->stream_open(rs->stream_ctx, st);
+}
+
+static void send_answer(struct worker *w, struct evhttp_request *req, struct mt_https_resp *rs)
 {
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = NULL;
@@ -367,7 +524,10 @@ static void send_answer(struct evhttp_request *req, struct mt_https_resp *rs)
 		refuse(req, 500);
 		return;
 	}
-	evhttp_send_reply(req, code, status_text(code), b);
+	if (rs->stream_open != NULL && code == 200)
+		stream_start(w, req, rs, b);
+	else
+		evhttp_send_reply(req, code, status_text(code), b);
 	evbuffer_free(b);
 }
 
@@ -550,13 +710,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 	rq.content_type = evhttp_find_header(ih, "Content-Type");
 	rq.authorization = evhttp_find_header(ih, "Authorization");
 	rq.cookie = evhttp_find_header(ih, "Cookie");
+	rq.accept = evhttp_find_header(ih, "Accept");
 	peer_address(evcon, rq.source, sizeof rq.source, &rq.source_port);
 
 	s->h(s->arg, &rq, &rs);
 
 	free(mem);
 	free(path);
-	send_answer(req, &rs);
+	send_answer(w, req, &rs);
 }
 
 /* The ex_data slot of an SSL that holds its worker, and the slot's free

@@ -56,6 +56,7 @@
 #ifndef MT_HUB_HTTPS_H
 #define MT_HUB_HTTPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +84,8 @@ struct mt_https_req {
 	const char *content_type; /* the Content-Type header or NULL (given twice: refused) */
 	const char *authorization;/* the Authorization header or NULL (given twice: refused) */
 	const char *cookie;       /* the Cookie header or NULL (given twice: refused) */
+	const char *accept;       /* the Accept header or NULL (the first if repeated; FHIR
+	                           * content negotiation, fhir.h) */
 	const uint8_t *body;      /* NUL-terminated copy; body_len excludes the NUL */
 	size_t body_len;
 	/* The client's certificates as sent in the handshake, leaf first
@@ -112,6 +115,9 @@ struct mt_https_header {
 	char value[MT_HTTPS_HEADER_VALUE_MAX]; /* NUL-terminated */
 };
 
+struct mt_https_stream; /* a streamed answer: see below */
+typedef void (*mt_https_stream_fn)(void *ctx, struct mt_https_stream *st);
+
 struct mt_https_resp {
 	int status;
 	const char *content_type; /* a string literal, or NULL */
@@ -125,10 +131,37 @@ struct mt_https_resp {
 	 * answer into a bodiless 500. */
 	size_t n_headers;
 	struct mt_https_header headers[MT_HTTPS_HEADERS_OUT];
+	/* A streamed answer (see below): NULL for an ordinary one. */
+	mt_https_stream_fn stream_open;
+	void *stream_ctx;
 };
 
 typedef void (*mt_https_handler)(void *arg, const struct mt_https_req *rq,
                                  struct mt_https_resp *rs);
+
+/* ---- streamed answers (Server-Sent Events) ---------------------------------
+ *
+ * A handler that sets rs->stream_open (with status 200 and a content_type
+ * such as "text/event-stream") answers with a stream: the headers and the
+ * body, if any, go out at once as the start of a chunked answer, the
+ * connection stays open, and stream_open(stream_ctx, st) is called (on the
+ * worker, right after the handler) with the stream's handle.  From then
+ * on any thread may queue bytes on it with mt_https_stream_send until it
+ * says the stream is closed; the one who got the handle ends its use with
+ * mt_https_stream_release (which also ends the answer if the client is
+ * still there).  Queued bytes are bounded (MT_HTTPS_STREAM_MAX): a client
+ * that does not read is cut off, never buffered without end.  A stream
+ * survives its connection's idle timeout (the console's live view is open
+ * for hours); the writer sends a comment line now and then so a dead
+ * client is noticed. */
+#define MT_HTTPS_STREAM_MAX (1u << 20)
+/* Queue `len` bytes (any thread).  false: the stream is closed (client
+ * gone, server stopping, or it fell MT_HTTPS_STREAM_MAX behind): release it. */
+bool mt_https_stream_send(struct mt_https_stream *st, const void *data, size_t len);
+/* Whether the stream is still open (any thread). */
+bool mt_https_stream_open(struct mt_https_stream *st);
+/* The caller's handle ends (any thread); the answer ends if still open. */
+void mt_https_stream_release(struct mt_https_stream *st);
 
 /* Told of every request the server refuses itself, before the handler
  * would see it (413 body over body_max, 400 ambiguous headers or path,

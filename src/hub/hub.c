@@ -57,6 +57,7 @@
 
 #include "hub.h"
 #include "console.h"
+#include "fhir.h"
 #include "medtrust/mt_est.h"
 #include "medtrust/mt_message.h"
 #include "medtrust/mt_util.h"
@@ -82,11 +83,18 @@ struct mt_hub {
 	char broker_url[300];
 	int64_t crl_next_update;
 	struct mt_console *console; /* every path but EST, /mt/ and /healthz */
+	struct mt_smart *smart;     /* /auth/token, /.well-known/smart-configuration */
+	struct mt_fhir *fhir;       /* /fhir/ (fhir.h) */
 };
 
 struct mt_deploy *mt_hub_deploy(struct mt_hub *h)
 {
 	return h->d;
+}
+
+struct mt_console *mt_hub_console(struct mt_hub *h)
+{
+	return h->console;
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -310,6 +318,15 @@ enum mt_err mt_hub_open(const char *conf_path, struct mt_hub **out, char *why, s
 		else if (note[0] != '\0')
 			fprintf(stderr, "medtrustd: %s\n", note);
 	}
+	if (e == MT_OK) { /* the FHIR API (fhir.h, smart.h) */
+		char note[256] = "";
+
+		e = mt_smart_open(h->d, mt_hub_audit, h, &h->smart, why, why_cap);
+		if (e == MT_OK)
+			e = mt_fhir_open(h->d, h->smart, mt_hub_audit, h, &h->fhir, note, sizeof note);
+		if (note[0] != '\0')
+			fprintf(stderr, "medtrustd: %s\n", note);
+	}
 	if (e != MT_OK) {
 		mt_hub_close(h);
 		return e;
@@ -388,6 +405,8 @@ void mt_hub_close(struct mt_hub *h)
 {
 	if (h == NULL)
 		return;
+	mt_fhir_close(h->fhir);
+	mt_smart_close(h->smart);
 	mt_console_close(h->console);
 	mt_key_free(h->tls_key);
 	mt_deploy_close(h->d);
@@ -966,6 +985,16 @@ void mt_hub_handle(void *arg, const struct mt_https_req *rq, struct mt_https_res
 		answer_text(rs, 429, "refused: too many requests from %s; retry later", rq->source);
 		rs->extra_header_name = "Retry-After";
 		rs->extra_header_value = "1";
+		return;
+	}
+	if (h->fhir != NULL && strncmp(rq->path, "/fhir", 5) == 0 &&
+	    (rq->path[5] == '\0' || rq->path[5] == '/')) {
+		mt_fhir_handle(h->fhir, rq, rs); /* the FHIR API (fhir.h) */
+		return;
+	}
+	if (h->smart != NULL && (strcmp(rq->path, "/auth/token") == 0 ||
+	                         strcmp(rq->path, "/.well-known/smart-configuration") == 0)) {
+		mt_smart_handle(h->smart, rq, rs); /* SMART authorization (smart.h) */
 		return;
 	}
 	if (h->console != NULL && strncmp(rq->path, "/.well-known/", 13) != 0 &&

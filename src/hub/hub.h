@@ -34,6 +34,8 @@ MT_NODISCARD enum mt_err mt_hub_open(const char *conf_path, struct mt_hub **out,
 void mt_hub_close(struct mt_hub *h);
 
 struct mt_deploy *mt_hub_deploy(struct mt_hub *h);
+/* The web console (NULL when it could not be opened). */
+struct mt_console *mt_hub_console(struct mt_hub *h);
 
 /* The hub's TLS server context (mt_https_ssl_ctx) for hub_tls_cert with
  * the key hub_tls_key, which the hub opens and keeps until mt_hub_close:

@@ -156,6 +156,8 @@ struct devq {
 		uint8_t digest[8];
 	} ivs[IV_SEEN];
 	unsigned n_ivs, iv_next;
+	uint64_t throttle_told_ms;     /* the last "possible attack" told (on_security) */
+	uint64_t throttled_since_told; /* packets throttled since */
 	uint64_t audit_ms[MT_IC_N];    /* last refusal audit record per counter */
 	uint32_t suppressed[MT_IC_N];  /* refusals since */
 	char last_detail[MT_IC_N][96];
@@ -174,6 +176,7 @@ struct done {
 	unsigned flags;
 	char cert_serial[MT_REG_CERT_SERIAL_MAX];
 	uint64_t alert_code, alert_prio;
+	int64_t row_id; /* the stored reading's or alert's row (after the commit) */
 	enum mt_ingest_count refusal; /* for V_REFUSED: replay or implausible */
 	char alert_text[MT_TEXT_MAX + 1]; /* alert text, or why it was refused */
 	size_t len;
@@ -710,7 +713,7 @@ static void *worker_main(void *arg)
 		struct item *it;
 		char dev[MT_DEVICE_ID_MAX + 1];
 		bool throttled;
-		uint64_t t;
+		uint64_t t, tell;
 
 		while (g->ready_head == NULL && !atomic_load(&g->stopping))
 			pthread_cond_wait(&g->qcond, &g->qlock);
@@ -738,9 +741,20 @@ static void *worker_main(void *arg)
 			q->tokens = BUDGET_BURST;
 		q->tokens_ms = t;
 		throttled = q->tokens < 1.0;
+		tell = 0;
+		if (throttled) {
+			q->throttled_since_told++;
+			if (q->throttle_told_ms == 0 || t - q->throttle_told_ms >= AUDIT_EVERY_MS) {
+				tell = q->throttled_since_told;
+				q->throttled_since_told = 0;
+				q->throttle_told_ms = t;
+			}
+		}
 		memcpy(dev, q->dev, sizeof dev);
 		pthread_mutex_unlock(&g->qlock);
 
+		if (tell > 0 && g->o.on_security != NULL)
+			g->o.on_security(g->o.alert_ctx, dev, "refusal burst", tell);
 		if (throttled)
 			count(g, MT_IC_THROTTLED, 1);
 		else
@@ -822,11 +836,11 @@ static enum mt_err commit_group(struct mt_ingest *g, struct done **ds, size_t n,
 			        .cert_serial = d->cert_serial, .sign1 = d->data, .sign1_len = d->len,
 			};
 
-			e = mt_store_reading_put(g->store, &r, NULL);
+			e = mt_store_reading_put(g->store, &r, &d->row_id);
 			v[i] = V_STORED;
 		} else if (d->kind == D_ALERT) {
 			e = mt_store_alert_put(g->store, d->dev, d->ctr, d->ts_ms, d->received_ms,
-			                       d->data, d->len, NULL);
+			                       d->data, d->len, &d->row_id);
 			v[i] = V_ALERT;
 		} else {
 			v[i] = V_REFUSED;
@@ -976,6 +990,15 @@ static void *committer_main(void *arg)
 					}
 					if (d->flags & MT_STORE_STALE)
 						count(g, MT_IC_STALE, 1);
+					if (g->o.on_reading != NULL) {
+						struct mt_ingest_reading rd = {
+						        .dev = d->dev, .id = d->row_id, .ctr = d->ctr,
+						        .ts_ms = d->ts_ms, .received_ms = d->received_ms,
+						        .committed_ms = t, .typ = d->typ, .flags = d->flags,
+						        .sign1 = d->data, .sign1_len = d->len,
+						};
+						g->o.on_reading(g->o.alert_ctx, &rd);
+					}
 					break;
 				case V_ALERT:
 					count(g, MT_IC_ALERTS, 1);
@@ -984,7 +1007,7 @@ static void *committer_main(void *arg)
 						        .dev = d->dev, .ctr = d->ctr, .ts_ms = d->ts_ms,
 						        .received_ms = d->received_ms, .committed_ms = t,
 						        .code = d->alert_code, .prio = (unsigned)d->alert_prio,
-						        .text = d->alert_text,
+						        .text = d->alert_text, .id = d->row_id,
 						};
 						g->o.on_alert(g->o.alert_ctx, &a);
 					}

@@ -69,6 +69,19 @@ struct mt_ingest_alert {
 	uint64_t code;
 	unsigned prio;    /* 1 low, 2 medium, 3 high */
 	const char *text; /* may be "" */
+	int64_t id;       /* its row in the store (alerts table) */
+};
+
+/* A reading (a sealed packet's Sign1, typ 1 vitals or 3 status) after the
+ * commit that stored it; `sign1` is valid only during the call. */
+struct mt_ingest_reading {
+	const char *dev;
+	int64_t id;       /* its row in the store */
+	uint64_t ctr, ts_ms, received_ms, committed_ms;
+	uint8_t typ;
+	unsigned flags;   /* MT_STORE_SKEWED | MT_STORE_STALE */
+	const uint8_t *sign1;
+	size_t sign1_len;
 };
 
 struct mt_ingest_opts {
@@ -83,6 +96,13 @@ struct mt_ingest_opts {
 	/* Called (committer thread) for each alert after its commit; may be NULL. */
 	void (*on_alert)(void *ctx, const struct mt_ingest_alert *a);
 	void *alert_ctx;
+	/* Called (committer thread) for each stored reading after its commit;
+	 * may be NULL.  Gets alert_ctx. */
+	void (*on_reading)(void *ctx, const struct mt_ingest_reading *r);
+	/* Called when a device's refusal budget runs out (a burst of refused
+	 * packets: "possible attack"), at most once a minute per device; may
+	 * be NULL.  Gets alert_ctx; any thread. */
+	void (*on_security)(void *ctx, const char *dev, const char *what, uint64_t count);
 };
 
 struct mt_ingest;

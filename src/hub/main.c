@@ -41,9 +41,12 @@
 
 #include <openssl/evp.h>
 
+#include "clinical.h"
+#include "console.h"
 #include "hub.h"
 #include "https.h"
 #include "ingest.h"
+#include "live.h"
 #include "mt_mqtt.h"
 #include "medtrust/mt_keystore.h"
 #include "medtrust/mt_message.h"
@@ -56,15 +59,15 @@ static const char usage[] =
         "[--port-file FILE]\n"
         "                 [--mqtt-client-id ID] [--ingest-workers N] [--no-ingest]\n";
 
-/* A device's critical alert (fast packet), committed: one line for the
- * operator until the alerting of a later part takes it over. */
+/* A device's critical alert (fast packet), committed: to the clinical
+ * engine (ctx), and one line for the operator's log. */
 static void on_alert(void *ctx, const struct mt_ingest_alert *a)
 {
 	static const char *const prio[] = {"?", "low", "medium", "high"};
 	char text[MT_TEXT_MAX + 1];
 	size_t i = 0;
 
-	(void)ctx;
+	mt_clinical_on_alert(ctx, a);
 	/* The text is the device's: no control character reaches the log. */
 	for (; a->text[i] != '\0' && i < MT_TEXT_MAX; i++)
 		text[i] = (unsigned char)a->text[i] < 0x20 || a->text[i] == 0x7f ? '?' : a->text[i];
@@ -105,6 +108,23 @@ static void log_counts(struct mt_ingest *g)
 	        (unsigned long long)mt_ingest_latency_ms(g, 0.99, false),
 	        (unsigned long long)mt_ingest_latency_ms(g, 0.50, true),
 	        (unsigned long long)mt_ingest_latency_ms(g, 0.99, true));
+}
+
+/* One line of the clinical engine's counters. */
+static void log_clinical(struct mt_clinical *c)
+{
+	struct mt_clinical_stats st;
+
+	if (c == NULL)
+		return;
+	mt_clinical_stats(c, &st);
+	fprintf(stderr,
+	        "medtrustd: clinical: readings=%llu alerts=%llu scored=%llu alarms=%llu "
+	        "transitions=%llu not_scored=%llu queued=%llu dropped=%llu\n",
+	        (unsigned long long)st.readings, (unsigned long long)st.alerts,
+	        (unsigned long long)st.news2_scored, (unsigned long long)st.alarms_raised,
+	        (unsigned long long)st.transitions, (unsigned long long)st.ignored,
+	        (unsigned long long)st.queued, (unsigned long long)st.dropped);
 }
 
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -156,6 +176,8 @@ int main(int argc, char **argv)
 	           *port_file = NULL, *client_id = NULL, *workers_s = NULL;
 	bool ingest_on = true;
 	struct mt_ingest *ingest = NULL;
+	struct mt_clinical *clin = NULL;
+	struct mt_live *live = NULL;
 	SSL_CTX *mqtt_ctx = NULL;
 	unsigned ticks = 0;
 	struct mt_https_opts o = {0};
@@ -238,6 +260,22 @@ int main(int argc, char **argv)
 		if (e != MT_OK)
 			fprintf(stderr, "medtrustd: periodic work failed: %s\n", mt_err_str(e));
 	}
+	/* The clinical engine and the console's live stream, before the
+	 * console serves and before readings flow. */
+	e = mt_live_new(&live);
+	if (e == MT_OK) {
+		struct mt_clinical_opts co = {
+		        .d = d, .live = live, .audit = mt_hub_audit, .audit_ctx = hub,
+		};
+
+		e = mt_clinical_start(&co, &clin, why, sizeof why);
+	}
+	if (e != MT_OK) {
+		fprintf(stderr, "medtrustd: cannot start the clinical engine: %s\n",
+		        why[0] ? why : mt_err_str(e));
+		goto out;
+	}
+	mt_console_set_clinical(mt_hub_console(hub), live, clin);
 	e = mt_https_start(&o, mt_hub_handle, hub, &srv);
 	if (e != MT_OK) {
 		fprintf(stderr, "medtrustd: cannot listen on %s port %u: %s\n", o.addr,
@@ -253,7 +291,8 @@ int main(int argc, char **argv)
 	if (ingest_on) {
 		struct mt_ingest_opts io = {
 		        .d = d, .client_id = client_id, .audit = mt_hub_audit, .audit_ctx = hub,
-		        .on_alert = on_alert,
+		        .on_alert = on_alert, .alert_ctx = clin,
+		        .on_reading = mt_clinical_on_reading, .on_security = mt_clinical_on_security,
 		};
 		struct mt_mqtt_url u;
 
@@ -297,6 +336,7 @@ int main(int argc, char **argv)
 		if (sig == SIGUSR1) {
 			if (ingest != NULL)
 				log_counts(ingest);
+			log_clinical(clin);
 			continue;
 		}
 		if (sig < 0 && errno != EAGAIN && errno != EINTR)
@@ -304,8 +344,10 @@ int main(int argc, char **argv)
 		e = mt_hub_tick(hub, mt_deploy_now(), NULL);
 		if (e != MT_OK)
 			fprintf(stderr, "medtrustd: periodic work failed: %s\n", mt_err_str(e));
-		if (ingest != NULL && ++ticks % COUNTS_EVERY == 0)
+		if (ingest != NULL && ++ticks % COUNTS_EVERY == 0) {
 			log_counts(ingest);
+			log_clinical(clin);
+		}
 	}
 	rc = 0;
 out:
@@ -314,8 +356,10 @@ out:
 		mt_ingest_stop(ingest);
 	}
 	SSL_CTX_free(mqtt_ctx);
-	mt_https_stop(srv);
+	mt_https_stop(srv); /* no console call into the engine after this */
 	srv = NULL;
+	mt_clinical_stop(clin);
+	mt_live_free(live);
 	if (hub != NULL && mt_hub_deploy(hub)->audit != NULL) {
 		/* Cover what this run recorded with a signed checkpoint, so that a
 		 * later truncation of the chain is detected (threat J03). */

@@ -133,8 +133,12 @@ class Patients(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         rows = [json.loads(line) for line in r.stdout.decode().splitlines()]
         mine = [x for x in rows if x["id"] == pid]
-        self.assertEqual(mine, [{"id": pid, "ward": "ICU", "bed": "12", "name": NAME,
-                                 "mrn": MRN, "birth_date": BIRTH}])
+        self.assertEqual(len(mine), 1)
+        # (patient list also prints room, sex and NEWS2 settings: docs/patients.md)
+        self.assertEqual({k: mine[0][k] for k in ("id", "ward", "bed", "name", "mrn",
+                                                  "birth_date")},
+                         {"id": pid, "ward": "ICU", "bed": "12", "name": NAME,
+                          "mrn": MRN, "birth_date": BIRTH})
         dev = STATE["devices"][0]
         r = mt(["patient", "assign", dev, str(pid), "-c", conf()])
         self.assertEqual(r.returncode, 0, r.stderr)

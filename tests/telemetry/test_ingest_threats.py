@@ -27,34 +27,25 @@ from test_faults import counts  # noqa: E402
 HR, BPM, SPO2, PCT = 147842, 264864, 150456, 262688
 
 
-class IngestThreats(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        why = T.missing_tools()
-        if why:
-            raise unittest.SkipTest(why)
-        d = cls.d = T.Deployment("mt-threats-")
-        try:
-            cls.devs = d.make_lot("lot", 7, prefix="atk")
-            cls.good = d.make_lot("good", 4, prefix="good")
-            d.start_hub()
-            d.start_broker()
-            deadline = time.monotonic() + 20
-            while not d.hub_connected() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            for dev in cls.devs:  # onboard the attackers' devices
-                r = U_run([T.AGENT, "run", "--once", "--device", d.p("lot", dev), "--hub",
-                           "https://localhost:%d" % d.hub_port, "--hub-ca",
-                           d.p("HUB", "pki", "ca.pem")], d)
-                if r.returncode != 0:
-                    raise RuntimeError(r.stderr.decode())
-        except BaseException:
-            d.cleanup()
-            raise
+def onboard(d, lot, devs):
+    """Run each device of `lot` once through enrolment and onboarding."""
+    for dev in devs:
+        r = U_run([T.AGENT, "run", "--once", "--device", d.p(lot, dev), "--hub",
+                   "https://localhost:%d" % d.hub_port, "--hub-ca",
+                   d.p("HUB", "pki", "ca.pem")], d)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr.decode())
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.d.cleanup()
+
+def wait_connected(d, since=0, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not d.hub_connected(since) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+class AttackerTools:
+    """Seal packets with a real device's keys and publish them as it.
+    Needs self.d (a Deployment) and self.devs (device ids of lot "lot")."""
 
     # -- tools --
     def dev(self, i):
@@ -117,6 +108,30 @@ class IngestThreats(unittest.TestCase):
 
     def covered(self, ranges, ctr):
         return any(a <= ctr <= b for a, b in ranges)
+
+
+
+class IngestThreats(AttackerTools, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        why = T.missing_tools()
+        if why:
+            raise unittest.SkipTest(why)
+        d = cls.d = T.Deployment("mt-threats-")
+        try:
+            cls.devs = d.make_lot("lot", 7, prefix="atk")
+            cls.good = d.make_lot("good", 4, prefix="good")
+            d.start_hub()
+            d.start_broker()
+            wait_connected(d, timeout=20)
+            onboard(d, "lot", cls.devs)  # the attackers' devices
+        except BaseException:
+            d.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.cleanup()
 
     # -- group A --
     def test_A01_bit_flips_refused_window_unchanged(self):
