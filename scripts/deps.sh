@@ -63,6 +63,7 @@ PACKAGES=(
 	libengine-pkcs11-openssl
 	python3-paho-mqtt
 	python3-hl7
+	nodejs
 )
 
 missing_packages() {

@@ -102,6 +102,8 @@ MT_NODISCARD enum mt_err mt_store_alarm_event_get(struct mt_store *s, int64_t ev
  * MT_ERR_NOT_FOUND when there is none yet. */
 MT_NODISCARD enum mt_err mt_store_journal_next(struct mt_store *s, uint64_t after, uint64_t *seq,
                                                int *kind, int64_t *ref);
+/* The highest journal seq (0: empty). */
+MT_NODISCARD enum mt_err mt_store_journal_last(struct mt_store *s, uint64_t *seq);
 MT_NODISCARD enum mt_err mt_store_journal_get(struct mt_store *s, uint64_t seq, int *kind,
                                               int64_t *ref);
 

@@ -379,6 +379,24 @@ enum mt_err mt_store_journal_next(struct mt_store *s, uint64_t after, uint64_t *
 	                   after, seq, kind, ref);
 }
 
+enum mt_err mt_store_journal_last(struct mt_store *s, uint64_t *seq)
+{
+	sqlite3_stmt *st = NULL;
+	enum mt_err e;
+	int rc;
+
+	if (s == NULL || seq == NULL)
+		return MT_ERR_ARG;
+	e = prep(s, "SELECT coalesce(max(seq), 0) FROM journal", &st);
+	if (e != MT_OK)
+		return e;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*seq = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? MT_OK : MT_ERR_STORE_DB;
+}
+
 enum mt_err mt_store_journal_get(struct mt_store *s, uint64_t seq, int *kind, int64_t *ref)
 {
 	return journal_one(s, "SELECT seq, kind, ref FROM journal WHERE seq = ?", seq, NULL, kind,

@@ -69,6 +69,7 @@ enum {
 	CODE_SKEW = 9105,
 	CODE_ATTACK = 9201,
 	CODE_REVOKED = 9202,
+	CODE_HUB = 9301,
 };
 
 enum ev_kind { EV_READING, EV_ALERT, EV_SECURITY };
@@ -597,6 +598,19 @@ static void lower_alarm(struct mt_clinical *c, int64_t patient, const char *dev,
 		told(c, o->id, "update", "hub");
 	}
 	pthread_mutex_unlock(&c->slock);
+}
+
+void mt_clinical_hub_alarm(struct mt_clinical *c, const char *cond, const char *text)
+{
+	char t[MT_ALARM_TEXT_MAX];
+	size_t i;
+
+	if (c == NULL || cond == NULL || text == NULL)
+		return;
+	for (i = 0; i + 1 < sizeof t && text[i] != '\0'; i++)
+		t[i] = text[i] >= 0x20 && text[i] < 0x7f ? text[i] : '?';
+	t[i] = '\0';
+	raise_alarm(c, 0, "", cond, "ST", MT_PRIO_MEDIUM, CODE_HUB, t, "", now_ms());
 }
 
 enum mt_err mt_clinical_ack(struct mt_clinical *c, int64_t id, const char *user)

@@ -67,6 +67,11 @@ void mt_clinical_on_security(void *ctx, const char *dev, const char *what, uint6
  * MT_ERR_REFUSED (not active), store errors. */
 MT_NODISCARD enum mt_err mt_clinical_ack(struct mt_clinical *c, int64_t id, const char *user);
 
+/* A technical alarm of the hub itself (no patient, no device), e.g. an
+ * HL7 message parked by its receiver: condition `cond`, medium priority.
+ * Any thread. */
+void mt_clinical_hub_alarm(struct mt_clinical *c, const char *cond, const char *text);
+
 /* The ward of patient `id` as the engine knows it ("" when unknown): for
  * authorising a console user against an alarm. */
 void mt_clinical_patient_ward(struct mt_clinical *c, int64_t id, char *ward, size_t cap);

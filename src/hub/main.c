@@ -43,6 +43,7 @@
 
 #include "clinical.h"
 #include "console.h"
+#include "export.h"
 #include "hub.h"
 #include "https.h"
 #include "ingest.h"
@@ -108,6 +109,43 @@ static void log_counts(struct mt_ingest *g)
 	        (unsigned long long)mt_ingest_latency_ms(g, 0.99, false),
 	        (unsigned long long)mt_ingest_latency_ms(g, 0.50, true),
 	        (unsigned long long)mt_ingest_latency_ms(g, 0.99, true));
+}
+
+/* The engine's new journal entries wake the HL7 senders (ctx: where
+ * main keeps them). */
+static void kick_hl7(void *ctx)
+{
+	struct mt_hl7out **h = ctx;
+
+	if (*h != NULL)
+		mt_hl7out_kick(*h);
+}
+
+/* An HL7 message its receiver refused (AE/CE): a technical alarm. */
+static void hl7_parked(void *ctx, const char *dest, uint64_t seq, const char *control_id,
+                       const char *text)
+{
+	struct mt_clinical **c = ctx;
+	char cond[64], t[320];
+
+	(void)snprintf(cond, sizeof cond, "hl7:%.50s", dest);
+	(void)snprintf(t, sizeof t, "HL7 message %.60s (journal %llu) parked by %.32s: %.80s",
+	               control_id, (unsigned long long)seq, dest, text);
+	fprintf(stderr, "medtrustd: TECHNICAL ALARM: %s\n", t);
+	mt_clinical_hub_alarm(*c, cond, t);
+}
+
+/* One line per HL7 destination. */
+static void log_hl7(struct mt_hl7out *h)
+{
+	struct mt_hl7out_stats st[MT_HL7OUT_DESTS_MAX];
+	size_t n = h != NULL ? mt_hl7out_stats(h, st, MT_HL7OUT_DESTS_MAX) : 0;
+	char line[512];
+
+	for (size_t i = 0; i < n && i < MT_HL7OUT_DESTS_MAX; i++) {
+		(void)mt_hl7out_stats_line(&st[i], line, sizeof line);
+		fprintf(stderr, "medtrustd: %s\n", line);
+	}
 }
 
 /* One line of the clinical engine's counters. */
@@ -178,6 +216,8 @@ int main(int argc, char **argv)
 	struct mt_ingest *ingest = NULL;
 	struct mt_clinical *clin = NULL;
 	struct mt_live *live = NULL;
+	struct mt_export *exp = NULL;
+	struct mt_hl7out *hl7 = NULL;
 	SSL_CTX *mqtt_ctx = NULL;
 	unsigned ticks = 0;
 	struct mt_https_opts o = {0};
@@ -266,6 +306,7 @@ int main(int argc, char **argv)
 	if (e == MT_OK) {
 		struct mt_clinical_opts co = {
 		        .d = d, .live = live, .audit = mt_hub_audit, .audit_ctx = hub,
+		        .journal_kick = kick_hl7, .kick_ctx = &hl7,
 		};
 
 		e = mt_clinical_start(&co, &clin, why, sizeof why);
@@ -275,6 +316,19 @@ int main(int argc, char **argv)
 		        why[0] ? why : mt_err_str(e));
 		goto out;
 	}
+	/* HL7 v2 out (docs/hl7.md): the senders the conf names, fed by the
+	 * store's export journal. */
+	e = mt_export_open(d, &exp);
+	if (e == MT_OK)
+		e = mt_export_start_senders(d, exp, mt_hub_audit, hub, hl7_parked, &clin, &hl7, why,
+		                            sizeof why);
+	if (e != MT_OK) {
+		fprintf(stderr, "medtrustd: cannot start HL7 export: %s\n",
+		        why[0] ? why : mt_err_str(e));
+		goto out;
+	}
+	if (hl7 != NULL)
+		fprintf(stderr, "medtrustd: HL7 export to %s\n", mt_deploy_get(d, "hl7_dest"));
 	mt_console_set_clinical(mt_hub_console(hub), live, clin);
 	e = mt_https_start(&o, mt_hub_handle, hub, &srv);
 	if (e != MT_OK) {
@@ -337,6 +391,7 @@ int main(int argc, char **argv)
 			if (ingest != NULL)
 				log_counts(ingest);
 			log_clinical(clin);
+			log_hl7(hl7);
 			continue;
 		}
 		if (sig < 0 && errno != EAGAIN && errno != EINTR)
@@ -358,6 +413,9 @@ out:
 	SSL_CTX_free(mqtt_ctx);
 	mt_https_stop(srv); /* no console call into the engine after this */
 	srv = NULL;
+	mt_hl7out_stop(hl7);
+	hl7 = NULL;
+	mt_export_close(exp);
 	mt_clinical_stop(clin);
 	mt_live_free(live);
 	if (hub != NULL && mt_hub_deploy(hub)->audit != NULL) {
