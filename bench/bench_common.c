@@ -649,7 +649,9 @@ static void vitals(struct mt_message *m, struct mt_obs obs[OBS_N], const struct 
                    uint64_t ctr, uint64_t ts)
 {
 	/* A wearable's handful (clinical.md §1): pulse, SpO2, respiration, temperature. */
-	unsigned v = (unsigned)(ctr * 7u + (uint64_t)(d - B.devs) * 13u);
+	/* Steady: a patient's values stay in their NEWS2 bands from one second
+	 * to the next (a wearable at 1/s); else they move with every reading. */
+	unsigned v = (unsigned)((B.steady_vitals ? 0 : ctr * 7u) + (uint64_t)(d - B.devs) * 13u);
 
 	memset(m, 0, sizeof *m);
 	memset(obs, 0, OBS_N * sizeof *obs);

@@ -179,6 +179,7 @@ struct bench {
 	size_t n_dev;
 	unsigned readings;
 	size_t n_ctr; /* counters per device (receipts are tracked below it) */
+	bool steady_vitals; /* a device's vitals values do not change between its readings */
 	struct dev *devs;
 	struct sender snd[SENDERS_MAX];
 	unsigned n_snd;

@@ -260,6 +260,19 @@ class ClinicalAlarms(AttackerTools, unittest.TestCase):
                           (self.pid[dev],)).fetchone()[0]
         self.assertEqual(n, 0, "an implausible value was scored")
 
+    def test_G07_extreme_values_and_unit_mismatch_refused_no_alert(self):
+        # NaN and ±Inf cannot even be encoded: CBOR floats must be finite
+        # (MT_ERR_CBOR_FLOAT_NONFINITE, tests/unit); here what can be sent.
+        dev, ddir = self.dev(7)
+        bad = [self.vitals(dev, 60, hr=1e308), self.vitals(dev, 61, spo2=-1e308)]
+        wrong_unit = self.vitals(dev, 62)
+        wrong_unit["obs"][1] = [0, SPO2, 85, BPM]  # SpO2 in beats per minute
+        bad.append(wrong_unit)
+        self.inject(ddir, [self.seal(ddir, m) for m in bad])
+        time.sleep(1)
+        self.assertEqual(self.stored(dev), [])
+        self.assertEqual(self.alarms("patient_id = ?", (self.pid[dev],)), [])
+
     def test_A25_future_reading_stored_not_scored_clock_alarm(self):
         dev, ddir = self.dev(3)
         future = int(time.time() * 1000) + 6 * 60 * 1000

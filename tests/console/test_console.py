@@ -207,7 +207,8 @@ class Console(unittest.TestCase):
         listing = self.cli_ok("user", "list")
         users = {u["name"]: u for u in map(json.loads, listing.splitlines())}
         self.assertEqual(users["carol"], {"name": "carol", "role": "biomed",
-                                          "must_change": True, "locked": False})
+                                          "must_change": True, "locked": False,
+                                          "wards": []})
         self.assertNotIn("argon2", listing)
         self.assertNotIn(pw, listing)
         text, recs = self.audit()
