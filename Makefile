@@ -16,7 +16,8 @@
 # some), BENCH_ARGS (passed to build/bench/packet, e.g. "--seconds 1 --json"),
 # CTEST_ARGS (extra ctest arguments, e.g. "-R packet" or "-j2"), ONBOARD_ARGS
 # (passed to build/bench/onboard, e.g. "--devices 5000 --clients 8"),
-# INGEST_ARGS (passed to build/bench/ingest, e.g. "--devices 200 --readings 5").
+# INGEST_ARGS (passed to build/bench/ingest, e.g. "--devices 200 --readings 5"),
+# ALERT_ARGS (passed to build/bench/alert, e.g. "--devices 200 --alerts 100").
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -42,7 +43,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 # One harness per fuzz/fuzz_*.c; the corpus of each is fuzz/corpus/<name>/.
 FUZZERS := $(sort $(basename $(notdir $(wildcard fuzz/fuzz_*.c))))
 
-.PHONY: help deps build test test-build test-asan demo tour fuzz seeds bench bench-onboard bench-ingest clean
+.PHONY: help deps build test test-build test-asan demo tour fuzz seeds bench bench-onboard bench-ingest bench-alert clean
 
 help: ## this list
 	@echo "medtrust — make targets:"
@@ -124,6 +125,9 @@ bench-onboard: build ## EST enrolment + onboarding of 1,000 soft-key devices (go
 
 bench-ingest: build ## mosquitto + medtrustd + 1,000 mTLS devices: ingest vs its limits (goal >= 6,000/s, p99 <= 250 ms)
 	$(BUILD_DIR)/bench/ingest --medtrust $(BUILD_DIR)/medtrust $(INGEST_ARGS)
+
+bench-alert: build ## fast packet -> alarm on the console's live stream under 1,000 devices of vitals (goal p99 <= 50 ms)
+	$(BUILD_DIR)/bench/alert --medtrust $(BUILD_DIR)/medtrust $(ALERT_ARGS)
 
 clean: ## remove build/, build-asan/, build-fuzz/, fuzz work dirs, demo-deploy/, tour-deploy/
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR) fuzz/corpus-work fuzz/out demo-deploy tour-deploy

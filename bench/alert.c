@@ -92,6 +92,8 @@ struct alert_rec {
 	struct pkt *p;             /* its packet (sent_ns after the job) */
 	_Atomic uint64_t t1_ns;    /* read on the stream; 0: not yet */
 	uint64_t raised_ms, at_ms; /* from the event */
+	uint64_t ts_ms;            /* its planned send time, sealed in as ts */
+	int64_t commit_after_ts;   /* the hub's log: committed_ms − ts_ms; −1: no line */
 };
 
 /* The stream reader. */
@@ -666,6 +668,31 @@ static bool console_user(const struct bench_env *E, char *otp, size_t cap)
 
 /* ---- figures --------------------------------------------------------------------------- */
 
+/* medtrustd logs each committed fast packet: "DEVICE ALERT <dev> code <c>
+ * ... raised <N> ms after the device's timestamp" (committed_ms − ts_ms). */
+static void commit_times(const char *log, struct alert_rec *rec, size_t n, uint32_t code0)
+{
+	FILE *f = fopen(log, "r");
+	char line[1024];
+
+	for (size_t j = 0; j < n; j++)
+		rec[j].commit_after_ts = -1;
+	while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+		const char *p = strstr(line, "DEVICE ALERT "), *c, *r;
+		unsigned long long code, ms;
+
+		if (p == NULL || (c = strstr(p, " code ")) == NULL ||
+		    (r = strstr(p, "; raised ")) == NULL)
+			continue;
+		code = strtoull(c + 6, NULL, 10);
+		ms = strtoull(r + 9, NULL, 10);
+		if (code >= code0 && code - code0 < n)
+			rec[code - code0].commit_after_ts = (int64_t)ms;
+	}
+	if (f != NULL)
+		fclose(f);
+}
+
 static int cmp_dbl(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -698,7 +725,7 @@ static void print_dist(const char *name, double *v, size_t n)
 static const char usage[] =
         "usage: alert [--devices N] [--rate P] [--alerts A] [--alert-rate F]\n"
         "             [--sender-threads T] [--ingest-workers W] [--goal-ms MS] [--unassigned]\n"
-        "             [--varying-vitals] [--medtrust PATH] [--dir DIR] [--keep]\n"
+        "             [--varying-vitals] [--medtrust PATH] [--dir DIR] [--trace FILE] [--keep]\n"
         "  --devices N          onboarded devices, each one MQTT connection (default 1000)\n"
         "  --rate P             background vitals packets/s, all devices (default: N, 1/s each)\n"
         "  --alerts A           fast packets measured (default 300)\n"
@@ -711,6 +738,8 @@ static const char usage[] =
         "  --medtrust PATH      the CLI; medtrustd and medtrust_mosq.so beside it\n"
         "                       (default build/medtrust)\n"
         "  --dir DIR            where the temporary deployment goes (default /tmp)\n"
+        "  --trace FILE         write each fast packet's figures and each sample of the\n"
+        "                       hub's counters there (tab-separated, s from the run's start)\n"
         "  --keep               keep the deployment and its logs\n";
 
 /* Wait until the hub has stored `want` more than base (or timeout). */
@@ -731,7 +760,8 @@ int main(int argc, char **argv)
 {
 	unsigned long n_dev = 1000, rate = 0, n_alerts = 300, alert_rate = 10, n_snd = 2,
 	              workers = 0, goal_ms = 50;
-	const char *medtrust = "build/medtrust", *base = "/tmp", *workers_s = NULL;
+	const char *medtrust = "build/medtrust", *base = "/tmp", *workers_s = NULL, *trace = NULL;
+	FILE *tf = NULL;
 	bool unassigned = false, varying = false, complete = false, all_stored = false;
 	static struct bench_env E;
 	struct pkt *set_w = NULL, *set_r = NULL, *warm = NULL;
@@ -797,6 +827,8 @@ int main(int argc, char **argv)
 			medtrust = v;
 		else if (strcmp(a, "--dir") == 0)
 			base = v;
+		else if (strcmp(a, "--trace") == 0)
+			trace = v;
 		else
 			ok = false;
 		if (!ok) {
@@ -806,6 +838,10 @@ int main(int argc, char **argv)
 	}
 	if (rate == 0)
 		rate = n_dev;
+	if (trace != NULL && (tf = fopen(trace, "w")) == NULL) {
+		fprintf(stderr, "alert: cannot write %s: %s\n", trace, strerror(errno));
+		return 64;
+	}
 	bench_name = "alert";
 	rc = bench_prepare(&E, medtrust, n_dev);
 	if (rc != 0)
@@ -949,6 +985,8 @@ int main(int argc, char **argv)
 		uint64_t t0_ns, t0_ms;
 
 		plan_start(n_r, E.seal_us, &t0_ns, &t0_ms);
+		for (size_t j = 0; j < n_alerts; j++) /* as seal_set computes ts */
+			rec[j].ts_ms = t0_ms + (uint64_t)((double)rec[j].p->k * (1000.0 / (double)rate));
 		if (seal_set(set_r, n_r, t0_ms, 1000.0 / (double)rate) != MT_OK) {
 			bench_err("sealing failed\n");
 			goto out;
@@ -981,6 +1019,12 @@ int main(int argc, char **argv)
 			if (hub_sample(&E.hub, &c)) {
 				if (c.has_clin && c.clin_queued > max_queued)
 					max_queued = c.clin_queued;
+				if (tf != NULL)
+					fprintf(tf, "sample\t%.3f\tstored\t%llu\treceived\t%llu\tqueued\t%llu\n",
+					        (double)((int64_t)c.t_ns - (int64_t)t_start) / 1e9,
+					        (unsigned long long)(c.stored - c0.stored),
+					        (unsigned long long)(c.received - c0.received),
+					        (unsigned long long)c.clin_queued);
 				if (c.stored < c0.stored + n_bg) {
 					last_stored = c.stored;
 					last_s = c.t_ns;
@@ -1006,13 +1050,18 @@ int main(int argc, char **argv)
 	{
 		double *lat = calloc(n_alerts, sizeof *lat), *a = calloc(n_alerts, sizeof *a);
 		double *b = calloc(n_alerts, sizeof *b), *cc = calloc(n_alerts, sizeof *cc);
+		double *pc = calloc(n_alerts, sizeof *pc), *cs = calloc(n_alerts, sizeof *cs);
+		size_t n_pc = 0;
 		size_t n = 0, missing = 0, worst[5] = {0}, nw = 0;
 		double hz = (double)sysconf(_SC_CLK_TCK), wall = (double)(cpu_b.t_ns - cpu_a.t_ns) / 1e9;
 		long np = sysconf(_SC_NPROCESSORS_ONLN);
 		bool pass;
 		uint64_t stored_bg;
 
-		if (lat == NULL || a == NULL || b == NULL || cc == NULL) {
+		commit_times(E.hub.c.log, rec, n_alerts, CODE_BASE);
+		if (lat == NULL || a == NULL || b == NULL || cc == NULL || pc == NULL || cs == NULL) {
+			free(pc);
+			free(cs);
 			free(lat);
 			free(a);
 			free(b);
@@ -1029,10 +1078,25 @@ int main(int argc, char **argv)
 			}
 			t0r = mono_to_real_ms(t0);
 			t1r = mono_to_real_ms(t1);
+			if (tf != NULL)
+				fprintf(tf, "alert\t%.3f\t#%zu\t%s\tlatency\t%.1f\tarrival\t%.0f\tto_stream\t%.0f"
+				            "\tread\t%.0f\tcommitted\t%.0f\n",
+				        (double)((int64_t)t0 - (int64_t)t_start) / 1e9, j, rec[j].p->d->ad.serial,
+				        (double)(t1 - t0) / 1e6, (double)rec[j].raised_ms - t0r,
+				        (double)rec[j].at_ms - (double)rec[j].raised_ms, t1r - (double)rec[j].at_ms,
+				        rec[j].commit_after_ts >= 0
+				                ? (double)(rec[j].ts_ms + (uint64_t)rec[j].commit_after_ts) - t0r
+				                : -1.0);
 			lat[n] = (double)(t1 - t0) / 1e6;
 			a[n] = (double)rec[j].raised_ms - t0r;
 			b[n] = (double)rec[j].at_ms - (double)rec[j].raised_ms;
 			cc[n] = t1r - (double)rec[j].at_ms;
+			if (rec[j].commit_after_ts >= 0) {
+				double committed = (double)(rec[j].ts_ms + (uint64_t)rec[j].commit_after_ts);
+
+				pc[n_pc] = committed - t0r;
+				cs[n_pc++] = (double)rec[j].at_ms - committed;
+			}
 			n++;
 			/* the five slowest, by index */
 			if (nw < 5) {
@@ -1083,6 +1147,28 @@ int main(int argc, char **argv)
 			                         (double)(cpu_b.m_total - cpu_a.m_total) * 100.0 * (double)np
 			               : 0.0,
 			       np);
+			/* medtrustd by thread, with the names its threads carry */
+			printf("  medtrustd by thread (%% of one core):");
+			for (size_t i = 0; i < cpu_b.n_thr; i++) {
+				uint64_t before = 0;
+				char path[96], name[32] = "?";
+				FILE *f;
+
+				for (size_t q = 0; q < cpu_a.n_thr; q++)
+					if (cpu_a.thr[q].tid == cpu_b.thr[i].tid)
+						before = cpu_a.thr[q].ticks;
+				(void)snprintf(path, sizeof path, "/proc/%ld/task/%ld/comm",
+				               (long)E.hub.c.pid, cpu_b.thr[i].tid);
+				f = fopen(path, "r");
+				if (f != NULL) {
+					if (fgets(name, sizeof name, f) != NULL)
+						name[strcspn(name, "\n")] = '\0';
+					fclose(f);
+				}
+				if (PCT(cpu_b.thr[i].ticks - before) >= 1.0)
+					printf(" %s#%zu %.0f %%", name, i, PCT(cpu_b.thr[i].ticks - before));
+			}
+			printf("\n");
 #undef PCT
 		}
 		printf("  sender: %llu published, %llu acknowledged by the broker, %llu failed; "
@@ -1095,6 +1181,8 @@ int main(int argc, char **argv)
 		print_dist("  publish → hub arrival (raised_ms)", a, n);
 		print_dist("  arrival → on the stream (at_ms)", b, n);
 		print_dist("  on the stream → read by the console", cc, n);
+		print_dist("  publish → committed (hub log)", pc, n_pc);
+		print_dist("  committed → on the stream (engine)", cs, n_pc);
 		printf("  (the split is wall-clock milliseconds of the hub: ±1 ms each)\n");
 		if (missing > 0)
 			printf("  MISSING: %zu of %lu fast packets raised no alarm on the stream\n", missing,
@@ -1129,6 +1217,8 @@ int main(int argc, char **argv)
 		free(a);
 		free(b);
 		free(cc);
+		free(pc);
+		free(cs);
 	}
 
 out:
@@ -1142,5 +1232,7 @@ out:
 	free_set(warm, WARM_ALERTS);
 	free(rec);
 	free(per_dev);
+	if (tf != NULL)
+		fclose(tf);
 	return rc;
 }

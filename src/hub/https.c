@@ -391,8 +391,10 @@ static void stream_on_wake(evutil_socket_t fd, short what, void *arg)
 	if (b != NULL)
 		evbuffer_free(b);
 	if (req != NULL && (end || b == NULL)) {
-		evhttp_send_reply_end(req);
+		/* Let go first: ending the answer may close the connection
+		 * (and would call the close callback on a stream let go of). */
 		stream_detach(st);
+		evhttp_send_reply_end(req);
 	}
 }
 

@@ -331,7 +331,7 @@ class ClinicalAlarms(AttackerTools, unittest.TestCase):
         st, _, body = nurse.post("/api/alarms/ack", {"id": str(aid), "csrf": nurse.csrf})
         self.assertEqual(st, 200, body)
         got = s.wait(lambda ev, x: ev == "alarm" and x["alarm"] == aid and x["phase"] == "ack")
-        self.assertIsNotNone(got)
+        self.assertIsNotNone(got, self.d.log("hub")[-2000:])
         self.assertEqual(got[2]["by"], "nurse4")
         row = self.alarms("id = ?", (aid,))[0]
         self.assertEqual((row["state"], row["acked_by"]), ("acknowledged", "nurse4"))

@@ -402,6 +402,7 @@ class Fhir(unittest.TestCase):
             loinc = [c["code"] for c in r["code"]["coding"] if c["system"] == "http://loinc.org"]
             codes.setdefault(loinc[0] if loinc else r["code"]["coding"][0]["code"], r)
         # BP panel: one Observation, components systolic + diastolic, no value
+        self.assertIn("85354-9", codes, "no blood-pressure panel (NIBP is due at start)")
         if "85354-9" in codes:
             bp = codes["85354-9"]
             self.assertNotIn("valueQuantity", bp)
@@ -439,6 +440,7 @@ class Fhir(unittest.TestCase):
         st, _, r = self.get("/fhir/Observation/%s" % one["id"], tok)
         self.assertEqual((st, r), (200, one))
         Fhir.obs_ids = sorted(ids)
+        Fhir.codes = set(codes)
         Fhir.sample_obs = one
 
     def test_06_device_and_provenance(self):
@@ -481,6 +483,32 @@ class Fhir(unittest.TestCase):
         st, hd, b = self.get("/fhir/Device/%s" % self.lot[0], tok)
         self.assertEqual(st, 401, b)
         self.assertIn("invalid_token", hd["WWW-Authenticate"])
+
+    def test_08_cli_clients(self):
+        rows = [json.loads(x) for x in self.cli_ok("client", "list").splitlines()]
+        by = {r["name"]: r for r in rows}
+        self.assertEqual(by["ehr"]["alg"], "ES384")
+        self.assertEqual(by["lab"]["alg"], "RS384")
+        self.assertEqual(by["lab"]["scopes"], "system/Observation.rs")
+        self.assertNotIn("BEGIN PUBLIC KEY", json.dumps(rows))
+        # refused: a taken name, an unknown scope, a P-256 key
+        p256 = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        with open(self.d.p("p256.pem"), "wb") as f:
+            f.write(p256)
+        for args in (["ehr", "--key", self.d.p("ehr.pub.pem"), "--scopes", "system/*.read"],
+                     ["x1", "--key", self.d.p("ehr.pub.pem"), "--scopes", "user/*.read"],
+                     ["x2", "--key", self.d.p("p256.pem"), "--scopes", "system/*.read"]):
+            self.assertEqual(self.cli("client", "add", *args).returncode, 2, args)
+        # disable: no more tokens for it, audited
+        self.assertEqual(self.token_req(self.assertion("pat"), "system/Patient.r")[0], 200)
+        self.cli_ok("client", "disable", "pat")
+        st, j = self.token_req(self.assertion("pat"), "system/Patient.r")
+        self.assertEqual((st, j["error"]), (401, "invalid_client"))
+        log = self.audit()
+        for action in ("client.add", "client.add.refused", "client.disable"):
+            self.assertIn('"%s"' % action, log)
+        self.assertIn('"disabled"', log)
 
     def test_G01_xml_refused(self):
         tok = self.token()
@@ -589,6 +617,7 @@ class Fhir(unittest.TestCase):
     def test_zz_report(self):
         print("\nFHIR resources validated by the npm fhir package: %s" %
               json.dumps(Fhir.validated, sort_keys=True))
+        print("observation codes seen: %s" % " ".join(sorted(getattr(Fhir, "codes", []))))
         print("observations of patient %s paged: %d" % (self.pid[0],
                                                          len(getattr(Fhir, "obs_ids", []))))
         for t in ("Patient", "Observation", "Device", "Provenance", "Bundle",
