@@ -28,7 +28,9 @@
 # which they include) the broker and its plugin medtrust_mosq;
 # libengine-pkcs11-openssl lets mosquitto use a TLS key held in a token;
 # python3-paho-mqtt the broker tests' MQTT 5 clients; libsodium-dev the
-# argon2id password hashes of console users (src/core/users.c).
+# argon2id password hashes of console users (src/core/users.c);
+# python3-hl7 parses the hub's HL7 output in the tests (a parser medtrust
+# did not write); nodejs (and npm, below) the FHIR validator of the tests.
 set -euo pipefail
 
 PACKAGES=(
@@ -65,6 +67,13 @@ PACKAGES=(
 	python3-hl7
 	nodejs
 )
+# npm runs the FHIR tests' independent validator (the npm `fhir` package,
+# tests/fhir).  Debian ships it as its own package; a node from elsewhere
+# (NodeSource) bundles npm and conflicts with Debian's, so it is wanted
+# only when no npm is on PATH.
+if ! command -v npm >/dev/null 2>&1; then
+	PACKAGES+=(npm)
+fi
 
 missing_packages() {
 	local p status

@@ -74,6 +74,15 @@ void mt_store_close(struct mt_store *s);
  * want shorter key lives. */
 void mt_store_set_dek_limits(struct mt_store *s, uint64_t max_rows, uint64_t max_age_ms);
 
+/* WAL checkpoints.  By default SQLite copies the WAL back into the
+ * database inside a commit once it holds 1,000 pages: that commit then
+ * takes as long as the copy and its fsync.  A writer whose commits must
+ * stay short (the hub's committer) turns that off and lets another
+ * connection run mt_store_checkpoint (PASSIVE: it never blocks writers)
+ * every second or so.  Errors: MT_ERR_ARG, MT_ERR_STORE_DB. */
+MT_NODISCARD enum mt_err mt_store_autocheckpoint(struct mt_store *s, bool on);
+MT_NODISCARD enum mt_err mt_store_checkpoint(struct mt_store *s);
+
 /* ---- the write transaction (one thread) -------------------------------- */
 
 /* BEGIN IMMEDIATE.  Errors: MT_ERR_STORE_BUSY, MT_ERR_STORE_DB,

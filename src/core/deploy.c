@@ -47,7 +47,7 @@ const char *const mt_deploy_keys[] = {
         "revoke_hook",     "data_path",
         /* the clinical layer (docs/alarms.md, docs/hl7.md, docs/fhir.md) */
         "alarm_escalate_s", "news2_fresh_s", "hl7_dest",     "hl7_app",
-        "hl7_facility",    "hl7_ack_timeout_s", "mrn_system", "hub_url",
+        "hl7_facility",    "hl7_ack_timeout_s", "fhir_mrn_system", "hub_url",
 };
 const size_t mt_deploy_n_keys = sizeof mt_deploy_keys / sizeof mt_deploy_keys[0];
 

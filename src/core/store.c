@@ -384,6 +384,31 @@ sqlite3 *mt_store__sqlite(struct mt_store *s)
 /* Create the file with mode 0600 when it does not exist, so that SQLite's
  * -wal and -shm files (which take the database file's mode) are private
  * too, whatever the caller's umask. */
+/* The write lock is held by another connection (the hub's committer and
+ * its clinical engine write the same file): wait in short steps.
+ * SQLite's own busy_timeout sleeps 1, 2, 5, 10 ... up to 100 ms between
+ * tries, so a writer that loses the lock to a commit of a few ms could
+ * sleep far longer than the commit took — a fast packet's alarm queued
+ * behind a sleeping thread.  Steps of 0.25 ms doubling to 4 ms, for
+ * BUSY_TIMEOUT_MS in all. */
+static int busy_wait(void *arg, int n)
+{
+	static const long step_us[] = {250, 250, 500, 500, 1000, 1000, 2000, 2000};
+	long us = n < (int)(sizeof step_us / sizeof step_us[0]) ? step_us[n] : 4000;
+	long waited = 0;
+	struct timespec ts;
+
+	(void)arg;
+	for (int i = 0; i < n && waited < (long)BUSY_TIMEOUT_MS * 1000; i++)
+		waited += i < (int)(sizeof step_us / sizeof step_us[0]) ? step_us[i] : 4000;
+	if (waited >= (long)BUSY_TIMEOUT_MS * 1000)
+		return 0; /* give up: SQLITE_BUSY */
+	ts.tv_sec = 0;
+	ts.tv_nsec = us * 1000;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 static enum mt_err create_private(const char *path)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -459,7 +484,7 @@ enum mt_err mt_store_open(const char *path, struct mt_kek *kek, struct mt_store 
 		e = MT_ERR_STORE_DB;
 		goto fail;
 	}
-	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(s->db, busy_wait, NULL);
 	sqlite3_extended_result_codes(s->db, 1); /* SQLITE_CONSTRAINT_UNIQUE: a duplicate */
 	/* journal_mode answers with a row: the mode now in force. */
 	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
@@ -508,6 +533,23 @@ void mt_store_close(struct mt_store *s)
 	mt_aead_free(s->aead);
 	free(s->buf);
 	free(s);
+}
+
+enum mt_err mt_store_autocheckpoint(struct mt_store *s, bool on)
+{
+	if (s == NULL)
+		return MT_ERR_ARG;
+	return exec(s, on ? "PRAGMA wal_autocheckpoint=1000" : "PRAGMA wal_autocheckpoint=0");
+}
+
+enum mt_err mt_store_checkpoint(struct mt_store *s)
+{
+	int rc;
+
+	if (s == NULL)
+		return MT_ERR_ARG;
+	rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return rc == SQLITE_OK || rc == SQLITE_BUSY ? MT_OK : map_rc(rc);
 }
 
 void mt_store_set_dek_limits(struct mt_store *s, uint64_t max_rows, uint64_t max_age_ms)

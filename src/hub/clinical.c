@@ -56,6 +56,8 @@
 #define STALE_MS 86400000
 #define NEWS2_KEEP_MS 60000         /* an unchanged score is stored at most once a minute */
 #define OPEN_MAX 4096
+#define N2_BATCH 1024               /* NEWS2 rows per write */
+#define N2_DELAY_MS 250             /* ... or after this long */
 
 /* Medtrust's own event codes for alarms that are not a device's (PCD-04
  * OBX facet 1; docs/alarms.md lists them). */
@@ -159,6 +161,18 @@ struct mt_clinical {
 	size_t n_open;
 	uint64_t started_ms, last_reg_scan_ms, last_cert_scan_ms;
 	struct mt_obs *obs;
+	/* NEWS2 history rows not yet written: one transaction for many, so
+	 * the engine takes the store's write lock (which the ingest's
+	 * committer needs) once per batch, not once per score. */
+	struct news2_pending {
+		int64_t patient;
+		uint64_t at_ms;
+		int score;
+		bool any_three;
+		unsigned missing, assumed;
+	} *n2;
+	size_t n_n2;
+	uint64_t n2_first_ms;
 
 	_Atomic uint64_t st_readings, st_alerts, st_raised, st_transitions, st_scored, st_dropped,
 	        st_ignored;
@@ -475,7 +489,6 @@ static void told(struct mt_clinical *c, int64_t id, const char *phase, const cha
 	               ",\"device\":\"%s\",\"by\":\"%s\",\"readings\":\"%s\"}",
 	               id, phase, a.state, prio_name(a.prio), a.type, a.cond, a.code, a.patient_id,
 	               a.dev, actor, a.readings);
-	audit(c, "alarm.transition", a.dev[0] ? a.dev : NULL, MT_AUDIT_OK, detail);
 	if (a.patient_id > 0) {
 		size_t h = (size_t)a.patient_id % HASH;
 
@@ -503,6 +516,9 @@ static void told(struct mt_clinical *c, int64_t id, const char *phase, const cha
 		               a.dev, text, a.raised_ms, actor, now_ms());
 		mt_live_publish(c->o.live, "alarm", ward, ev);
 	}
+	/* The audit record after the live event: the alarm is durable
+	 * already, and a nurse should not wait for the audit chain's fsync. */
+	audit(c, "alarm.transition", a.dev[0] ? a.dev : NULL, MT_AUDIT_OK, detail);
 	if (c->o.journal_kick != NULL)
 		c->o.journal_kick(c->o.kick_ctx);
 }
@@ -727,11 +743,12 @@ static void news2_eval(struct mt_clinical *c, struct pstate *p, const char *dev,
 	atomic_fetch_add(&c->st_scored, 1);
 	if (r.aggregate != p->last_score || r.missing != p->last_missing ||
 	    t - p->last_score_ms >= NEWS2_KEEP_MS) {
-		pthread_mutex_lock(&c->slock);
-		if (mt_store_news2_put(c->store, p->id, t, r.aggregate, r.any_three, r.missing,
-		                       r.assumed) != MT_OK)
-			fprintf(stderr, "medtrustd: NEWS2 of patient %" PRId64 " not recorded\n", p->id);
-		pthread_mutex_unlock(&c->slock);
+		if (c->n_n2 < N2_BATCH) {
+			if (c->n_n2 == 0)
+				c->n2_first_ms = now_ms();
+			c->n2[c->n_n2++] = (struct news2_pending){p->id, t, r.aggregate, r.any_three,
+			                                          r.missing, r.assumed};
+		}
 		if (c->o.live != NULL) {
 			char ev[256];
 
@@ -1106,6 +1123,32 @@ static void tick(struct mt_clinical *c)
 
 /* ---- the thread ---------------------------------------------------------------------- */
 
+/* Write the pending NEWS2 rows in one transaction (engine thread). */
+static void n2_flush(struct mt_clinical *c)
+{
+	enum mt_err e;
+
+	if (c->n_n2 == 0)
+		return;
+	pthread_mutex_lock(&c->slock);
+	e = mt_store_begin(c->store);
+	for (size_t i = 0; i < c->n_n2 && e == MT_OK; i++) {
+		const struct news2_pending *r = &c->n2[i];
+
+		e = mt_store_news2_put(c->store, r->patient, r->at_ms, r->score, r->any_three,
+		                       r->missing, r->assumed);
+	}
+	if (e == MT_OK)
+		e = mt_store_commit(c->store);
+	else
+		mt_store_rollback(c->store);
+	pthread_mutex_unlock(&c->slock);
+	if (e != MT_OK)
+		fprintf(stderr, "medtrustd: %zu NEWS2 scores not recorded: %s\n", c->n_n2,
+		        mt_err_str(e));
+	c->n_n2 = 0;
+}
+
 static void *engine_main(void *arg)
 {
 	struct mt_clinical *c = arg;
@@ -1115,6 +1158,7 @@ static void *engine_main(void *arg)
 	for (;;) {
 		struct ev *e = NULL;
 		uint64_t now;
+		bool more;
 
 		while (c->ahead == NULL && c->rhead == NULL && !c->stopping) {
 			struct timespec ts;
@@ -1139,6 +1183,7 @@ static void *engine_main(void *arg)
 		}
 		if (e != NULL)
 			c->queued--;
+		more = c->ahead != NULL || c->rhead != NULL;
 		pthread_mutex_unlock(&c->qlock);
 		if (e != NULL) {
 			if (e->kind == EV_ALERT)
@@ -1151,6 +1196,9 @@ static void *engine_main(void *arg)
 			free(e);
 		}
 		now = now_ms();
+		if (c->n_n2 > 0 && (c->n_n2 >= N2_BATCH || now >= c->n2_first_ms + N2_DELAY_MS ||
+		                    !more))
+			n2_flush(c);
 		if (now >= last_tick + 1000) {
 			last_tick = now;
 			tick(c);
@@ -1216,7 +1264,8 @@ enum mt_err mt_clinical_start(const struct mt_clinical_opts *o, struct mt_clinic
 		c->o.fresh_ms = (uint32_t)(v * 1000);
 	}
 	c->obs = calloc(MT_OBS_MAX, sizeof *c->obs);
-	if (c->obs == NULL) {
+	c->n2 = calloc(N2_BATCH, sizeof *c->n2);
+	if (c->obs == NULL || c->n2 == NULL) {
 		e = MT_ERR_NOMEM;
 		goto fail;
 	}
@@ -1259,6 +1308,9 @@ void mt_clinical_stop(struct mt_clinical *c)
 	pthread_mutex_unlock(&c->qlock);
 	if (c->running)
 		pthread_join(c->thread, NULL);
+	if (c->store != NULL)
+		n2_flush(c);
+	free(c->n2);
 	for (struct ev *e = c->ahead, *n; e != NULL; e = n) {
 		n = e->next;
 		free(e);

@@ -23,8 +23,8 @@
  *  - One condition is one alarm: (patient, device, condition) has at most
  *    one open alarm; a repeat refreshes it, a higher priority replaces it.
  *  - Every transition (raise, update, acknowledge, escalate, resolve) is
- *    a row in alarm_events, a journal entry (HL7 PCD-04), an audit record
- *    and a live event, in that order.
+ *    a row in alarm_events and a journal entry (HL7 PCD-04), committed
+ *    together, then a live event and an audit record, in that order.
  */
 #ifndef MT_HUB_CLINICAL_H
 #define MT_HUB_CLINICAL_H

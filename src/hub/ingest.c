@@ -133,6 +133,7 @@ struct devkey {
 	bool has_prev;
 	uint8_t k_cur[MT_KEY_LEN], k_prev[MT_KEY_LEN], rk_cur[MT_KEY_LEN];
 	char cert_serial[MT_REG_CERT_SERIAL_MAX];
+	uint8_t kx_hash[32]; /* SHA-256 of the device's kx SPKI: what the keys came from */
 	struct devkey *hnext;
 };
 
@@ -208,9 +209,17 @@ struct mt_ingest {
 	uint64_t kgen;
 	int64_t reg_version;
 
+	struct mt_store *ckpt; /* the checkpointer's connection */
+	pthread_t ckpt_thread;
+	bool ckpt_started;
+
 	pthread_mutex_t dlock;
 	pthread_cond_t dcond;
-	struct done *done_head, *done_tail;
+	/* Verdicts for the committer: fast packets (alerts) in a lane of
+	 * their own, committed ahead of routine packets in groups of their
+	 * own, so a device's alert waits at most for the group being
+	 * committed, never behind a backlog of vitals. */
+	struct done *done_head, *done_tail, *fast_head, *fast_tail;
 	size_t n_done;
 
 	pthread_t *workers;
@@ -265,7 +274,7 @@ static void devkey_put(struct devkey *k)
  * generation `gen`.  MT_ERR_NOT_FOUND: unknown, or not onboarded (no keys
  * to open anything with). */
 static enum mt_err devkey_build(struct mt_ingest *g, const char *dev, uint64_t gen,
-                                struct devkey **out)
+                                const struct devkey *old, struct devkey **out)
 {
 	struct mt_device_rec rec;
 	struct mt_pubkey *kxpub = NULL;
@@ -291,6 +300,20 @@ static enum mt_err devkey_build(struct mt_ingest *g, const char *dev, uint64_t g
 	k->epoch = rec.epoch;
 	memcpy(k->cert_serial, rec.cert_serial, sizeof k->cert_serial);
 	e = mt_pubkey_from_spki(rec.ldev_spki, rec.ldev_spki_len, &k->ldev);
+	if (e == MT_OK)
+		e = mt_sha256(rec.kx_spki, rec.kx_spki_len, k->kx_hash);
+	/* The registry changed (an audit record, another device's revocation:
+	 * its version counts every write), but this device's kx key and
+	 * epoch did not: its data keys stand, no ECDH in the token again. */
+	if (e == MT_OK && old != NULL && old->epoch == k->epoch &&
+	    CRYPTO_memcmp(old->kx_hash, k->kx_hash, sizeof k->kx_hash) == 0) {
+		memcpy(k->k_cur, old->k_cur, sizeof k->k_cur);
+		memcpy(k->rk_cur, old->rk_cur, sizeof k->rk_cur);
+		memcpy(k->k_prev, old->k_prev, sizeof k->k_prev);
+		k->has_prev = old->has_prev;
+		*out = k;
+		return MT_OK;
+	}
 	if (e == MT_OK)
 		e = mt_pubkey_from_spki(rec.kx_spki, rec.kx_spki_len, &kxpub);
 	if (e == MT_OK)
@@ -332,11 +355,19 @@ static enum mt_err devkey_get(struct mt_ingest *g, const char *dev, struct devke
 			return MT_OK;
 		}
 	gen = g->kgen;
+	/* an outdated entry of the device, held while its keys may be reused */
+	for (k = g->khash[h]; k; k = k->hnext)
+		if (strcmp(k->dev, dev) == 0) {
+			atomic_fetch_add(&k->refs, 1);
+			break;
+		}
 	pthread_mutex_unlock(&g->klock);
 
 	pthread_mutex_lock(&g->reglock);
-	e = devkey_build(g, dev, gen, &fresh);
+	e = devkey_build(g, dev, gen, k, &fresh);
 	pthread_mutex_unlock(&g->reglock);
+	if (k != NULL)
+		devkey_put(k);
 	if (e != MT_OK)
 		return e;
 
@@ -557,12 +588,15 @@ static void refused(struct mt_ingest *g, const char *dev, enum mt_ingest_count c
 
 static void done_push(struct mt_ingest *g, struct done *d)
 {
+	struct done **head = d->kind == D_ALERT ? &g->fast_head : &g->done_head;
+	struct done **tail = d->kind == D_ALERT ? &g->fast_tail : &g->done_tail;
+
 	pthread_mutex_lock(&g->dlock);
-	if (g->done_tail)
-		g->done_tail->next = d;
+	if (*tail)
+		(*tail)->next = d;
 	else
-		g->done_head = d;
-	g->done_tail = d;
+		*head = d;
+	*tail = d;
 	g->n_done++;
 	pthread_cond_signal(&g->dcond);
 	pthread_mutex_unlock(&g->dlock);
@@ -936,20 +970,24 @@ static void *committer_main(void *arg)
 		enum mt_err e;
 		uint64_t t;
 
+		struct done **head, **tail;
+
 		pthread_mutex_lock(&g->dlock);
-		while (g->done_head == NULL && !atomic_load(&g->stopping))
+		while (g->done_head == NULL && g->fast_head == NULL && !atomic_load(&g->stopping))
 			pthread_cond_wait(&g->dcond, &g->dlock);
-		if (g->done_head == NULL) { /* stopping, nothing left */
+		if (g->done_head == NULL && g->fast_head == NULL) { /* stopping, nothing left */
 			pthread_mutex_unlock(&g->dlock);
 			break;
 		}
-		while (g->done_head != NULL && n < GROUP_MAX) {
-			ds[n] = g->done_head;
-			g->done_head = ds[n]->next;
+		head = g->fast_head != NULL ? &g->fast_head : &g->done_head; /* the fast lane first */
+		tail = g->fast_head != NULL ? &g->fast_tail : &g->done_tail;
+		while (*head != NULL && n < GROUP_MAX) {
+			ds[n] = *head;
+			*head = ds[n]->next;
 			n++;
 		}
-		if (g->done_head == NULL)
-			g->done_tail = NULL;
+		if (*head == NULL)
+			*tail = NULL;
 		g->n_done -= n;
 		pthread_mutex_unlock(&g->dlock);
 
@@ -1186,6 +1224,24 @@ static void tick_registry(struct mt_ingest *g)
 		g->kgen++; /* every cached device is rebuilt on its next packet */
 		pthread_mutex_unlock(&g->klock);
 	}
+}
+
+/* WAL checkpoints off the committer's path (mt_store_autocheckpoint): a
+ * connection of its own copies the WAL back every second, so no commit
+ * (and no fast packet waiting on one) pays for the copy. */
+static void *checkpointer_main(void *arg)
+{
+	struct mt_ingest *g = arg;
+	unsigned n = 0;
+
+	while (!atomic_load(&g->stopping)) {
+		struct timespec ts = {0, 100 * 1000000L};
+
+		nanosleep(&ts, NULL);
+		if (++n % 10 == 0 && mt_store_checkpoint(g->ckpt) != MT_OK)
+			fprintf(stderr, "medtrustd: ingest: WAL checkpoint failed\n");
+	}
+	return NULL;
 }
 
 static void *ticker_main(void *arg)
@@ -1429,6 +1485,10 @@ enum mt_err mt_ingest_start(const struct mt_ingest_opts *o, struct mt_ingest **o
 		goto fail;
 	}
 	e = mt_deploy_open_store(o->d, &g->store);
+	if (e == MT_OK)
+		e = mt_deploy_open_store(o->d, &g->ckpt);
+	if (e == MT_OK)
+		e = mt_store_autocheckpoint(g->store, false);
 	if (e != MT_OK) {
 		mt_say(why, why_cap, "cannot open the readings store (data_path): %s", mt_err_str(e));
 		goto fail;
@@ -1450,6 +1510,7 @@ enum mt_err mt_ingest_start(const struct mt_ingest_opts *o, struct mt_ingest **o
 			break;
 	g->committer_started = pthread_create(&g->committer, NULL, committer_main, g) == 0;
 	g->ticker_started = pthread_create(&g->ticker, NULL, ticker_main, g) == 0;
+	g->ckpt_started = pthread_create(&g->ckpt_thread, NULL, checkpointer_main, g) == 0;
 	if (g->n_started < g->n_workers || !g->committer_started || !g->ticker_started) {
 		mt_say(why, why_cap, "cannot start the ingest threads");
 		e = MT_ERR_NOMEM;
@@ -1516,6 +1577,8 @@ void mt_ingest_stop(struct mt_ingest *g)
 		pthread_join(g->committer, NULL);
 	if (g->ticker_started)
 		pthread_join(g->ticker, NULL);
+	if (g->ckpt_started)
+		pthread_join(g->ckpt_thread, NULL);
 	free(g->workers);
 	for (uint32_t b = 0; b < HASH_BUCKETS; b++) {
 		while (g->qhash[b]) {
@@ -1539,6 +1602,7 @@ void mt_ingest_stop(struct mt_ingest *g)
 		}
 	}
 	mt_store_close(g->store);
+	mt_store_close(g->ckpt);
 	mt_registry_close(g->reg);
 	mt_key_free(g->kx);
 	pthread_mutex_destroy(&g->qlock);
