@@ -56,6 +56,8 @@ class Stream:
         self.sock.sendall(("GET /api/stream HTTP/1.1\r\nHost: localhost\r\nCookie: %s\r\n"
                            "Accept: text/event-stream\r\n\r\n" % cookie).encode())
         self.q = queue.Queue()
+        self.seen = []  # every event read, for failure messages
+        self.beats = 0  # comment lines (the hub's heartbeat)
         self.head = b""
         self.status = None
         self.t = threading.Thread(target=self._run, daemon=True)
@@ -79,11 +81,14 @@ class Stream:
                     ev, dt = None, None
                     for line in block.split(b"\n"):
                         line = line.strip(b"\r")
+                        if line.startswith(b": alive"):
+                            self.beats += 1
                         if line.startswith(b"event: "):
                             ev = line[7:].decode()
                         elif line.startswith(b"data: "):
                             dt = line[6:].decode()
                     if ev:
+                        self.seen.append((ev, dt))
                         self.q.put((time.monotonic(), ev, json.loads(dt) if dt else None))
                 buf = text
         except OSError:
@@ -102,6 +107,15 @@ class Stream:
         return None
 
     def close(self):
+        # Shut down first and wait for the reader: closing the descriptor
+        # under a thread blocked in recv() would let the next socket reuse
+        # its number, and the old thread would read (and swallow) the new
+        # stream's bytes.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.t.join(10)
         try:
             self.sock.close()
         except OSError:
@@ -301,7 +315,7 @@ class ClinicalAlarms(AttackerTools, unittest.TestCase):
                                                        hr=120, temp=38.5))])
         got = s.wait(lambda ev, x: ev == "alarm" and x["patient"] == pid and
                      x["cond"] == "news2", 15)
-        self.assertIsNotNone(got, (self.alarms(), self.d.log("hub")[-3000:]))
+        self.assertIsNotNone(got, s.seen[-8:])
         self.assertEqual(got[2]["priority"], "high")
         rows = self.alarms("patient_id = ? AND cond = 'news2'", (pid,))
         self.assertEqual(len(rows), 1)
@@ -331,7 +345,7 @@ class ClinicalAlarms(AttackerTools, unittest.TestCase):
         st, _, body = nurse.post("/api/alarms/ack", {"id": str(aid), "csrf": nurse.csrf})
         self.assertEqual(st, 200, body)
         got = s.wait(lambda ev, x: ev == "alarm" and x["alarm"] == aid and x["phase"] == "ack")
-        self.assertIsNotNone(got, self.d.log("hub")[-2000:])
+        self.assertIsNotNone(got, s.seen[-8:])
         self.assertEqual(got[2]["by"], "nurse4")
         row = self.alarms("id = ?", (aid,))[0]
         self.assertEqual((row["state"], row["acked_by"]), ("acknowledged", "nurse4"))
@@ -369,6 +383,13 @@ class ClinicalAlarms(AttackerTools, unittest.TestCase):
                                 (rows[0]["id"],)).fetchone()[0]
         self.assertEqual(phases[:2], ["start", "escalate"])
         self.assertEqual(journal, len(phases), "a transition is missing from the HL7 journal")
+
+    def test_stream_outlives_the_idle_timeout_with_heartbeats(self):
+        b = self.user("watcher", "admin")
+        s = self.stream(b)
+        closed = s.wait(lambda ev, _: ev == "closed", 40)
+        self.assertIsNone(closed, "the hub closed the live stream (%d heartbeats)" % s.beats)
+        self.assertGreaterEqual(s.beats, 2)
 
     def test_zz_device_offline(self):
         dev, ddir = self.dev(6)
