@@ -367,8 +367,16 @@ static void stream_detach(struct mt_https_stream *st)
 
 static void stream_on_close(struct evhttp_connection *evcon, void *arg)
 {
+	struct mt_https_stream *st = arg;
+	struct evhttp_request *req = st->req; /* the worker's own field */
+
 	(void)evcon;
-	stream_detach(arg);
+	stream_detach(st);
+	/* The client went away while the answer streamed: libevent has taken
+	 * the unfinished request off the connection and leaves it to its
+	 * user (it frees only requests still attached, as at a stop). */
+	if (req != NULL && evhttp_request_get_connection(req) == NULL)
+		evhttp_request_free(req);
 }
 
 static void stream_on_wake(evutil_socket_t fd, short what, void *arg)

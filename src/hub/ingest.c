@@ -54,6 +54,7 @@
 #define QUEUE_MAX 65536u         /* packets waiting in all */
 #define QUEUE_BYTES_MAX (256u << 20)
 #define GROUP_MAX 2048u          /* results per transaction */
+#define SLOW_COMMIT_MS 100       /* a group commit this slow is logged */
 #define PEND_MAX 65536u          /* resolved counters awaiting a receipt, per device */
 #define RCPT_INTERVAL_MS 1000u   /* §4a: at most one receipt per device per second */
 #define TICK_MS 100u
@@ -209,6 +210,7 @@ struct mt_ingest {
 	uint64_t kgen;
 	int64_t reg_version;
 
+	uint64_t slow_told_ms; /* committer: the last slow commit logged */
 	struct mt_store *ckpt; /* the checkpointer's connection */
 	pthread_t ckpt_thread;
 	bool ckpt_started;
@@ -827,11 +829,13 @@ static enum mt_err commit_group(struct mt_ingest *g, struct done **ds, size_t n,
 {
 	size_t nw = 0;
 	enum mt_err e;
+	uint64_t t0 = now_ms(), t1, t2, t3;
 
 	fail_point(g, 1);
 	if (g->disk_full_flag[0] != '\0' && access(g->disk_full_flag, F_OK) == 0)
 		return MT_ERR_STORE_FULL; /* test fail point: the disk is "full" */
 	e = mt_store_begin(g->store);
+	t1 = now_ms();
 	if (e != MT_OK)
 		return e;
 	for (size_t i = 0; i < n && e == MT_OK; i++) {
@@ -910,7 +914,20 @@ static enum mt_err commit_group(struct mt_ingest *g, struct done **ds, size_t n,
 		mt_store_rollback(g->store);
 		return e;
 	}
-	return mt_store_commit(g->store);
+	t2 = now_ms();
+	e = mt_store_commit(g->store);
+	t3 = now_ms();
+	/* An operator's clue when commits stall (every alarm waits on them):
+	 * where the time went, at most once a second. */
+	if (t3 - t0 >= SLOW_COMMIT_MS && t3 - g->slow_told_ms >= 1000) {
+		g->slow_told_ms = t3;
+		fprintf(stderr,
+		        "medtrustd: ingest: slow commit of %zu packets: %llu ms (write lock %llu, "
+		        "rows %llu, commit %llu)\n",
+		        n, (unsigned long long)(t3 - t0), (unsigned long long)(t1 - t0),
+		        (unsigned long long)(t2 - t1), (unsigned long long)(t3 - t2));
+	}
+	return e;
 }
 
 static uint32_t lat_bucket(uint64_t t, uint64_t from)

@@ -384,6 +384,27 @@ class ClinicalAlarms(AttackerTools, unittest.TestCase):
         self.assertEqual(phases[:2], ["start", "escalate"])
         self.assertEqual(journal, len(phases), "a transition is missing from the HL7 journal")
 
+    def test_battery_low_and_possible_attack_are_technical_alarms(self):
+        dev, ddir = self.dev(7)
+        status = self.msg(dev, 70, typ=3, st={"battery": 9})
+        self.inject(ddir, [self.seal(ddir, status)], leaf="status")
+        rows = self.wait_alarm("dev = ? AND cond = 'battery'", (dev,))
+        self.assertEqual([(r["type"], r["prio"]) for r in rows], [("ST", 1)],
+                         (self.stored(dev), self.d.log("hub")[-1500:]))
+        # a burst of refused packets from one device: its refusal budget runs
+        # out (H04) and the hub calls it a possible attack
+        good = self.seal(ddir, self.vitals(dev, 71))
+        bad = []
+        for i in range(260):
+            b = bytearray(good)
+            b[len(b) // 2 + (i % 16)] ^= 0x01
+            bad.append(bytes(b))
+        self.inject(ddir, bad, wait=2)
+        rows = self.wait_alarm("dev = ? AND cond = 'attack'", (dev,))
+        self.assertEqual(len(rows), 1, "no 'possible attack' alarm after a refusal burst")
+        self.assertEqual((rows[0]["type"], rows[0]["prio"]), ("ST", 2))
+        self.assertIn("possible attack", rows[0]["text"])
+
     def test_stream_outlives_the_idle_timeout_with_heartbeats(self):
         b = self.user("watcher", "admin")
         s = self.stream(b)

@@ -505,7 +505,7 @@ static enum act ar_then_none(const char *c, unsigned a)
 }
 
 /* AR: resent unchanged; no answer: timeout, reconnect, same MSH-10. */
-static void test_ar_and_timeout(void **state)
+static void test_G05_ar_and_no_answer(void **state)
 {
 	struct world w;
 
@@ -534,7 +534,7 @@ static enum act bad_answers(const char *c, unsigned a)
 }
 
 /* G05: garbage, an ACK of another id, a 1.5 MiB frame: never marked sent. */
-static void test_bad_answers(void **state)
+static void test_G05_bad_answers(void **state)
 {
 	struct world w;
 
@@ -561,7 +561,7 @@ static enum act hold_3(const char *c, unsigned a)
 
 /* Restart: stop while seq 3 is unanswered, start again on the same cursor
  * database: 3 is resent with the same control id, then 4.. follow. */
-static void test_restart(void **state)
+static void test_G10_restart_same_control_ids(void **state)
 {
 	struct world w;
 
@@ -628,8 +628,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_dests),   cmocka_unit_test(test_all_in_order),
 		cmocka_unit_test(test_receiver_down), cmocka_unit_test(test_ae_parks),
-		cmocka_unit_test(test_ar_and_timeout), cmocka_unit_test(test_bad_answers),
-		cmocka_unit_test(test_restart),       cmocka_unit_test(test_unrenderable),
+		cmocka_unit_test(test_G05_ar_and_no_answer), cmocka_unit_test(test_G05_bad_answers),
+		cmocka_unit_test(test_G10_restart_same_control_ids),       cmocka_unit_test(test_unrenderable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
