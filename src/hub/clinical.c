@@ -401,19 +401,40 @@ static struct pstate *patient_state(struct mt_clinical *c, int64_t id, uint64_t 
 	return p;
 }
 
-void mt_clinical_patient_ward(struct mt_clinical *c, int64_t id, char *ward, size_t cap)
+/* Patient `id`'s ward from the store, "" when unknown (slock held). */
+static void store_ward(struct mt_clinical *c, int64_t id, char *ward, size_t cap)
 {
 	struct mt_patient rec;
 
 	if (cap > 0)
 		ward[0] = '\0';
+	if (mt_store_patient_get(c->store, id, &rec) == MT_OK)
+		(void)snprintf(ward, cap, "%s", rec.ward);
+	mt_wipe(&rec, sizeof rec);
+}
+
+void mt_clinical_patient_ward(struct mt_clinical *c, int64_t id, char *ward, size_t cap)
+{
+	if (cap > 0)
+		ward[0] = '\0';
 	if (c == NULL || id < 1)
 		return;
 	pthread_mutex_lock(&c->slock);
-	if (mt_store_patient_get(c->store, id, &rec) == MT_OK)
-		(void)snprintf(ward, cap, "%s", rec.ward);
+	store_ward(c, id, ward, cap);
 	pthread_mutex_unlock(&c->slock);
-	mt_wipe(&rec, sizeof rec);
+}
+
+/* src as printable ASCII into out (the rest becomes '?'): a device's or
+ * a receiver's text goes into the store, HL7 and the console as plain
+ * text. */
+static void ascii_text(char *out, size_t cap, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < cap && src[i] != '\0'; i++)
+		out[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+	if (cap > 0)
+		out[i] = '\0';
 }
 
 /* ---- alarms (slock held) ---------------------------------------------------- */
@@ -494,15 +515,10 @@ static void told(struct mt_clinical *c, int64_t id, const char *phase, const cha
 
 		for (p = c->ph[h]; p != NULL && p->id != a.patient_id; p = p->next)
 			;
-		if (p != NULL) {
+		if (p != NULL)
 			(void)snprintf(ward, sizeof ward, "%s", p->ward);
-		} else {
-			struct mt_patient rec;
-
-			if (mt_store_patient_get(c->store, a.patient_id, &rec) == MT_OK)
-				(void)snprintf(ward, sizeof ward, "%s", rec.ward);
-			mt_wipe(&rec, sizeof rec);
-		}
+		else
+			store_ward(c, a.patient_id, ward, sizeof ward);
 	}
 	if (c->o.live != NULL) {
 		char ev[1024];
@@ -619,13 +635,10 @@ static void lower_alarm(struct mt_clinical *c, int64_t patient, const char *dev,
 void mt_clinical_hub_alarm(struct mt_clinical *c, const char *cond, const char *text)
 {
 	char t[MT_ALARM_TEXT_MAX];
-	size_t i;
 
 	if (c == NULL || cond == NULL || text == NULL)
 		return;
-	for (i = 0; i + 1 < sizeof t && text[i] != '\0'; i++)
-		t[i] = text[i] >= 0x20 && text[i] < 0x7f ? text[i] : '?';
-	t[i] = '\0';
+	ascii_text(t, sizeof t, text);
 	raise_alarm(c, 0, "", cond, "ST", MT_PRIO_MEDIUM, CODE_HUB, t, "", now_ms());
 }
 
@@ -951,14 +964,9 @@ static void on_alert(struct mt_clinical *c, const struct ev *e)
 	(void)snprintf(cond, sizeof cond, "device:%" PRIu64, e->code);
 	(void)snprintf(refs, sizeof refs, "a%" PRId64, e->ref);
 	{
-		/* The device's text, printable ASCII only (the rest becomes '?'):
-		 * it goes into the store, HL7 and the console as plain text. */
 		char dt[101];
-		size_t i;
 
-		for (i = 0; i + 1 < sizeof dt && e->text[i] != '\0'; i++)
-			dt[i] = e->text[i] >= 0x20 && e->text[i] < 0x7f ? e->text[i] : '?';
-		dt[i] = '\0';
+		ascii_text(dt, sizeof dt, e->text);
 		(void)snprintf(text, sizeof text, "device alarm %" PRIu64 "%s%s", e->code,
 		               dt[0] ? ": " : "", dt);
 	}
