@@ -83,6 +83,20 @@ void mt_store_set_dek_limits(struct mt_store *s, uint64_t max_rows, uint64_t max
 MT_NODISCARD enum mt_err mt_store_autocheckpoint(struct mt_store *s, bool on);
 MT_NODISCARD enum mt_err mt_store_checkpoint(struct mt_store *s);
 
+/* Deferred durability.  By default (synchronous=FULL) COMMIT returns once
+ * the WAL is fsync'ed — and holds the database's write lock through that
+ * fsync, so every other writer (an alarm among them) waits for the disk.
+ * mt_store_defer_sync(s) switches this connection to synchronous=NORMAL:
+ * COMMIT writes the WAL and returns (the rows survive a crash of the
+ * process, not yet a power cut), and mt_store_sync — on any connection to
+ * the same file, from its own thread — fsyncs the WAL, making every commit
+ * made before it durable.  Whatever promises durability to the outside (a
+ * receipt, an HL7 message, an audit record naming a row) must wait for an
+ * mt_store_sync that began after the commit.  Errors: MT_ERR_ARG,
+ * MT_ERR_STORE_DB, MT_ERR_STORE_FULL (the fsync failed). */
+MT_NODISCARD enum mt_err mt_store_defer_sync(struct mt_store *s);
+MT_NODISCARD enum mt_err mt_store_sync(struct mt_store *s);
+
 /* ---- the write transaction (one thread) -------------------------------- */
 
 /* BEGIN IMMEDIATE.  Errors: MT_ERR_STORE_BUSY, MT_ERR_STORE_DB,

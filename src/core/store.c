@@ -552,6 +552,29 @@ enum mt_err mt_store_checkpoint(struct mt_store *s)
 	return rc == SQLITE_OK || rc == SQLITE_BUSY ? MT_OK : map_rc(rc);
 }
 
+enum mt_err mt_store_defer_sync(struct mt_store *s)
+{
+	if (s == NULL)
+		return MT_ERR_ARG;
+	return exec(s, "PRAGMA synchronous=NORMAL");
+}
+
+enum mt_err mt_store_sync(struct mt_store *s)
+{
+	sqlite3_file *wal = NULL;
+
+	if (s == NULL)
+		return MT_ERR_ARG;
+	/* The connection's handle on the WAL (open once it has read the
+	 * database in WAL mode, which mt_store_open did).  fsync works on the
+	 * file, not the descriptor: it covers every connection's frames. */
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+	    wal == NULL || wal->pMethods == NULL)
+		return MT_ERR_STORE_DB;
+	return wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL) == SQLITE_OK ? MT_OK
+	                                                                  : MT_ERR_STORE_FULL;
+}
+
 void mt_store_set_dek_limits(struct mt_store *s, uint64_t max_rows, uint64_t max_age_ms)
 {
 	if (s == NULL)

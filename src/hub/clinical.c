@@ -493,6 +493,50 @@ static void json_str(char *out, size_t cap, const char *s)
 	out[o] = '\0';
 }
 
+/* A transition's audit record and the HL7 senders' wake-up, once the
+ * transition is on disk: the audit chain must never name an alarm row a
+ * power cut could take back (opts.syncer). */
+struct told_job {
+	struct mt_clinical *c;
+	char subject[MT_DEVICE_ID_MAX + 1];
+	char detail[];
+};
+
+static void told_durable(void *arg, bool durable)
+{
+	struct told_job *j = arg;
+	struct mt_clinical *c = j->c;
+
+	audit(c, "alarm.transition", j->subject[0] ? j->subject : NULL,
+	      durable ? MT_AUDIT_OK : MT_AUDIT_ERROR, j->detail);
+	if (durable && c->o.journal_kick != NULL)
+		c->o.journal_kick(c->o.kick_ctx);
+	free(j);
+}
+
+static void told_after(struct mt_clinical *c, const char *subject, const char *detail)
+{
+	size_t n = strlen(detail) + 1;
+	struct told_job *j = c->o.syncer != NULL ? malloc(sizeof *j + n) : NULL;
+
+	if (j != NULL) {
+		j->c = c;
+		(void)snprintf(j->subject, sizeof j->subject, "%s", subject);
+		memcpy(j->detail, detail, n);
+		if (mt_syncer_after(c->o.syncer, told_durable, j) == MT_OK)
+			return;
+		free(j);
+	}
+	/* No syncer (commits are durable), or short of memory: here. */
+	if (c->o.syncer != NULL && mt_syncer_wait(c->o.syncer) != MT_OK) {
+		audit(c, "alarm.transition", subject[0] ? subject : NULL, MT_AUDIT_ERROR, detail);
+		return;
+	}
+	audit(c, "alarm.transition", subject[0] ? subject : NULL, MT_AUDIT_OK, detail);
+	if (c->o.journal_kick != NULL)
+		c->o.journal_kick(c->o.kick_ctx);
+}
+
 /* Audit and publish one transition of alarm `id` (slock held). */
 static void told(struct mt_clinical *c, int64_t id, const char *phase, const char *actor)
 {
@@ -532,11 +576,9 @@ static void told(struct mt_clinical *c, int64_t id, const char *phase, const cha
 		               a.dev, text, a.raised_ms, actor, now_ms());
 		mt_live_publish(c->o.live, "alarm", ward, ev);
 	}
-	/* The audit record after the live event: the alarm is durable
-	 * already, and a nurse should not wait for the audit chain's fsync. */
-	audit(c, "alarm.transition", a.dev[0] ? a.dev : NULL, MT_AUDIT_OK, detail);
-	if (c->o.journal_kick != NULL)
-		c->o.journal_kick(c->o.kick_ctx);
+	/* The live event first: a nurse waits for neither the store's fsync
+	 * nor the audit chain's. */
+	told_after(c, a.dev, detail);
 }
 
 /* Raise (or refresh) the alarm of (patient, dev, cond).  A repeat at the
@@ -658,6 +700,9 @@ enum mt_err mt_clinical_ack(struct mt_clinical *c, int64_t id, const char *user)
 		told(c, id, "ack", user);
 	}
 	pthread_mutex_unlock(&c->slock);
+	/* A clinician's acknowledgement is answered once it is on disk. */
+	if (e == MT_OK && c->o.syncer != NULL)
+		e = mt_syncer_wait(c->o.syncer);
 	return e;
 }
 
@@ -1278,6 +1323,8 @@ enum mt_err mt_clinical_start(const struct mt_clinical_opts *o, struct mt_clinic
 		goto fail;
 	}
 	e = mt_deploy_open_store(o->d, &c->store);
+	if (e == MT_OK && o->syncer != NULL)
+		e = mt_store_defer_sync(c->store);
 	if (e != MT_OK) {
 		mt_say(why, why_cap, "cannot open the data store: %s", mt_err_str(e));
 		goto fail;
@@ -1318,6 +1365,10 @@ void mt_clinical_stop(struct mt_clinical *c)
 		pthread_join(c->thread, NULL);
 	if (c->store != NULL)
 		n2_flush(c);
+	/* The syncer's jobs of ours name c: let them run before c goes. */
+	if (c->o.syncer != NULL && mt_syncer_wait(c->o.syncer) != MT_OK) {
+		/* logged by the syncer */
+	}
 	free(c->n2);
 	for (struct ev *e = c->ahead, *n; e != NULL; e = n) {
 		n = e->next;

@@ -37,6 +37,7 @@
 #include "medtrust/mt_audit.h"
 #include "medtrust/mt_deploy.h"
 #include "medtrust/mt_err.h"
+#include "syncer.h"
 
 struct mt_clinical_opts {
 	struct mt_deploy *d;   /* data store, registry path, conf */
@@ -47,6 +48,11 @@ struct mt_clinical_opts {
 	/* New journal entries are committed (the HL7 senders' wake-up). */
 	void (*journal_kick)(void *ctx);
 	void *kick_ctx;
+	/* When set, the engine commits without waiting for the disk and a
+	 * transition's audit record and journal kick wait for the syncer's
+	 * fsync (the live event does not); an acknowledgement returns once
+	 * durable.  NULL: every commit is durable when it returns. */
+	struct mt_syncer *syncer;
 	uint32_t escalate_ms; /* 0: alarm_escalate_s from the conf, default 120 s */
 	uint32_t fresh_ms;    /* 0: news2_fresh_s from the conf, default 15 min */
 };

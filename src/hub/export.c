@@ -35,6 +35,7 @@ struct mt_export {
 	struct mt_store *store;
 	struct mt_obs *obs;
 	char app[64], facility[128], authority[128];
+	uint64_t synced; /* journal entries up to this seq are known on disk */
 };
 
 static void conf_text(struct mt_deploy *d, const char *key, const char *dflt, char *out,
@@ -94,6 +95,18 @@ static enum mt_err src_next(void *ctx, uint64_t after, uint64_t *seq)
 
 	pthread_mutex_lock(&x->lock);
 	e = mt_store_journal_next(x->store, after, seq, &kind, &ref);
+	/* The hub's writers may commit before the disk has the rows
+	 * (syncer.h): nothing leaves for a receiver before an fsync covers
+	 * it, or a power cut could reuse its seq — and its control id. */
+	if (e == MT_OK && *seq > x->synced) {
+		uint64_t last = 0;
+
+		e = mt_store_journal_last(x->store, &last);
+		if (e == MT_OK)
+			e = mt_store_sync(x->store);
+		if (e == MT_OK)
+			x->synced = last;
+	}
 	pthread_mutex_unlock(&x->lock);
 	return e;
 }

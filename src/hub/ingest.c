@@ -16,10 +16,10 @@
  *    verifies, so nothing is parsed per packet).  Results go to `done`.
  *  - the committer: takes everything in `done` (fast packets at once;
  *    routine ones after a COMMIT_WINDOW_MS group-commit window), opens
- *    one transaction,
- *    runs stage 13 against each device's window read inside it, stores,
- *    saves the windows, commits — then, and only then, hands the resolved
- *    counters to the receipt lists and raises the alerts.
+ *    one transaction, runs stage 13 against each device's window read
+ *    inside it, stores, saves the windows, commits — then raises the alerts and hands the
+ *    resolved counters to the receipt lists (with a syncer: once its fsync
+ *    has made the commit durable, syncer.h).
  *  - the ticker (every 100 ms): polls the registry's data_version (a
  *    revocation empties the device cache at once), sends the receipts that
  *    are due (one per device per second at most), flushes aggregated
@@ -987,6 +987,70 @@ static void resolve(struct mt_ingest *g, struct done **ds, size_t n, const enum 
 	pthread_mutex_unlock(&g->qlock);
 }
 
+/* The counters of one committed group, waiting for the syncer's fsync
+ * before they reach the receipt lists (mt_ingest_opts.syncer). */
+struct resolution {
+	struct mt_ingest *g;
+	size_t n;
+	struct {
+		char dev[MT_DEVICE_ID_MAX + 1];
+		uint64_t ctr;
+	} it[];
+};
+
+static void resolved_durable(void *arg, bool durable)
+{
+	struct resolution *r = arg;
+	struct mt_ingest *g = r->g;
+
+	/* Not durable: no receipt, so the devices send the packets again
+	 * (duplicates then, receipted once an fsync has covered them). */
+	if (durable) {
+		pthread_mutex_lock(&g->qlock);
+		for (size_t i = 0; i < r->n; i++) {
+			struct devq *q = devq_find(g, r->it[i].dev, true);
+
+			if (q != NULL)
+				(void)pend_push(q, r->it[i].ctr);
+		}
+		pthread_mutex_unlock(&g->qlock);
+	}
+	free(r);
+}
+
+/* After a commit: the resolved counters go to the receipt lists — at once
+ * when every commit is durable, else once the syncer's fsync covers it. */
+static void resolve_after_commit(struct mt_ingest *g, struct done **ds, size_t n,
+                                 const enum verdict *v)
+{
+	struct resolution *r;
+	size_t k = 0;
+
+	if (g->o.syncer == NULL) {
+		resolve(g, ds, n, v);
+		return;
+	}
+	r = malloc(sizeof *r + n * sizeof r->it[0]);
+	if (r == NULL) { /* short of memory: wait for the disk here instead */
+		if (mt_syncer_wait(g->o.syncer) == MT_OK)
+			resolve(g, ds, n, v);
+		return;
+	}
+	r->g = g;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == V_NONE)
+			continue;
+		(void)snprintf(r->it[k].dev, sizeof r->it[k].dev, "%s", ds[i]->dev);
+		r->it[k++].ctr = ds[i]->ctr;
+	}
+	r->n = k;
+	if (mt_syncer_after(g->o.syncer, resolved_durable, r) != MT_OK) {
+		free(r);
+		if (mt_syncer_wait(g->o.syncer) == MT_OK)
+			resolve(g, ds, n, v);
+	}
+}
+
 static void *committer_main(void *arg)
 {
 	struct mt_ingest *g = arg;
@@ -1051,7 +1115,7 @@ static void *committer_main(void *arg)
 			}
 		} else {
 			fail_point(g, 3);
-			resolve(g, ds, n, v);
+			resolve_after_commit(g, ds, n, v);
 			for (size_t i = 0; i < n; i++) {
 				struct done *d = ds[i];
 
@@ -1537,6 +1601,8 @@ enum mt_err mt_ingest_start(const struct mt_ingest_opts *o, struct mt_ingest **o
 		e = mt_deploy_open_store(o->d, &g->ckpt);
 	if (e == MT_OK)
 		e = mt_store_autocheckpoint(g->store, false);
+	if (e == MT_OK && o->syncer != NULL)
+		e = mt_store_defer_sync(g->store);
 	if (e != MT_OK) {
 		mt_say(why, why_cap, "cannot open the readings store (data_path): %s", mt_err_str(e));
 		goto fail;
@@ -1623,6 +1689,10 @@ void mt_ingest_stop(struct mt_ingest *g)
 	pthread_mutex_unlock(&g->dlock);
 	if (g->committer_started)
 		pthread_join(g->committer, NULL);
+	/* The syncer's jobs of ours name g: let them run before g goes. */
+	if (g->o.syncer != NULL)
+		if (mt_syncer_wait(g->o.syncer) != MT_OK) { /* logged by the syncer */
+		}
 	if (g->ticker_started)
 		pthread_join(g->ticker, NULL);
 	if (g->ckpt_started)

@@ -38,6 +38,7 @@
 #include "medtrust/mt_audit.h"
 #include "medtrust/mt_deploy.h"
 #include "medtrust/mt_err.h"
+#include "syncer.h"
 
 /* Refusal and outcome counters, by name (docs/ingest.md lists them). */
 enum mt_ingest_count {
@@ -103,6 +104,12 @@ struct mt_ingest_opts {
 	 * packets: "possible attack"), at most once a minute per device; may
 	 * be NULL.  Gets alert_ctx; any thread. */
 	void (*on_security)(void *ctx, const char *dev, const char *what, uint64_t count);
+	/* When set, the committer commits without waiting for the disk
+	 * (mt_store_defer_sync) and the counters a group resolved reach the
+	 * receipt lists only after the syncer's fsync covers them; on_alert
+	 * and on_reading come right after the commit.  NULL: every commit is
+	 * durable when it returns. */
+	struct mt_syncer *syncer;
 };
 
 struct mt_ingest;

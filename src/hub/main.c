@@ -216,6 +216,7 @@ int main(int argc, char **argv)
 	struct mt_ingest *ingest = NULL;
 	struct mt_clinical *clin = NULL;
 	struct mt_live *live = NULL;
+	struct mt_syncer *syncer = NULL;
 	struct mt_export *exp = NULL;
 	struct mt_hl7out *hl7 = NULL;
 	SSL_CTX *mqtt_ctx = NULL;
@@ -302,11 +303,19 @@ int main(int argc, char **argv)
 	}
 	/* The clinical engine and the console's live stream, before the
 	 * console serves and before readings flow. */
+	/* The engine and the ingest commit without waiting for the disk; the
+	 * syncer makes their commits durable before anything is promised on
+	 * them (syncer.h). */
+	e = mt_syncer_start(d, &syncer);
+	if (e != MT_OK) {
+		fprintf(stderr, "medtrustd: cannot open the data store: %s\n", mt_err_str(e));
+		goto out;
+	}
 	e = mt_live_new(&live);
 	if (e == MT_OK) {
 		struct mt_clinical_opts co = {
 		        .d = d, .live = live, .audit = mt_hub_audit, .audit_ctx = hub,
-		        .journal_kick = kick_hl7, .kick_ctx = &hl7,
+		        .journal_kick = kick_hl7, .kick_ctx = &hl7, .syncer = syncer,
 		};
 
 		e = mt_clinical_start(&co, &clin, why, sizeof why);
@@ -347,6 +356,7 @@ int main(int argc, char **argv)
 		        .d = d, .client_id = client_id, .audit = mt_hub_audit, .audit_ctx = hub,
 		        .on_alert = on_alert, .alert_ctx = clin,
 		        .on_reading = mt_clinical_on_reading, .on_security = mt_clinical_on_security,
+		        .syncer = syncer,
 		};
 		struct mt_mqtt_url u;
 
@@ -417,6 +427,7 @@ out:
 	hl7 = NULL;
 	mt_export_close(exp);
 	mt_clinical_stop(clin);
+	mt_syncer_stop(syncer); /* after its users: their last jobs run first */
 	mt_live_free(live);
 	if (hub != NULL && mt_hub_deploy(hub)->audit != NULL) {
 		/* Cover what this run recorded with a signed checkpoint, so that a
