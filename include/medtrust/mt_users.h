@@ -78,6 +78,7 @@ struct mt_user {
 	unsigned failed;      /* wrong passwords in a row */
 	int64_t locked_until; /* 0: not locked; else Unix seconds */
 	int64_t created_at, updated_at;
+	bool totp;            /* signs in with a TOTP code as well (mt_users_sign_in) */
 };
 
 /* Is the user locked at `now`? */
@@ -147,6 +148,24 @@ enum mt_login {
 MT_NODISCARD enum mt_err mt_users_login(struct mt_users *u, const char *name,
                                         const char *password, int64_t now,
                                         enum mt_login *verdict, struct mt_user *out);
+
+/* The console's sign-in: mt_users_login, and for a user with a second
+ * factor also `code` (six digits from the authenticator, mt_totp.h),
+ * checked with the TOTP key unwrapped by `kek` only after the password
+ * matched.  A missing, wrong or replayed code is MT_LOGIN_BAD and counts
+ * as a failure like a wrong password (five lock the account).  Errors as
+ * mt_users_login. */
+struct mt_kek;
+MT_NODISCARD enum mt_err mt_users_sign_in(struct mt_users *u, const char *name,
+                                          const char *password, const char *code,
+                                          struct mt_kek *kek, int64_t now,
+                                          enum mt_login *verdict, struct mt_user *out);
+
+/* Give `name` a second factor: its TOTP key wrapped by the deployment's KEK
+ * (mt_kek_wrap; 40 bytes), or NULL to remove it.  The last step used is
+ * reset.  Errors: MT_ERR_ARG, MT_ERR_NOT_FOUND, MT_ERR_REG_DB. */
+MT_NODISCARD enum mt_err mt_users_totp_set(struct mt_users *u, const char *name,
+                                           const uint8_t wrapped[40], int64_t now);
 
 /* Change `name`'s password from `current` to `next` (the user's own
  * change, must_change cleared).  `current` is checked like a login (a

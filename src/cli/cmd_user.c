@@ -38,16 +38,20 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
+#include "medtrust/mt_crypto.h"
 #include "medtrust/mt_deploy.h"
+#include "medtrust/mt_keystore.h"
+#include "medtrust/mt_totp.h"
 #include "medtrust/mt_users.h"
 
-static const char user_usage[] = "medtrust user add|reset|list|wards ... [-c CONF]";
+static const char user_usage[] = "medtrust user add|reset|list|wards|totp ... [-c CONF]";
 
 static const char user_help[] =
         "usage: medtrust user add NAME --role ROLE [-c CONF]\n"
         "       medtrust user reset NAME [-c CONF]\n"
         "       medtrust user list [-c CONF]\n"
         "       medtrust user wards NAME (WARD... | --none) [-c CONF]\n"
+        "       medtrust user totp NAME [--off] [-c CONF]\n"
         "\n"
         "Users of the web console.  add creates NAME with ROLE (admin, clinician,\n"
         "biomed or auditor) and prints a one-time password on stdout; reset gives\n"
@@ -56,6 +60,11 @@ static const char user_help[] =
         "the first sign-in.  list prints one JSON line per user: name, role,\n"
         "must_change, locked, wards.  wards replaces the wards whose patients NAME\n"
         "sees in the console (a clinician sees only those); --none clears them.\n"
+        "totp gives NAME a second factor: a new TOTP key (RFC 6238, SHA-1, six\n"
+        "digits, 30 s), kept wrapped by the deployment's KEK, printed once on\n"
+        "stdout as an otpauth:// URI and its base32 secret for an authenticator\n"
+        "app; from then on the console asks NAME for a code with the password.\n"
+        "--off removes it.\n"
         "Passwords are stored only as argon2id hashes, and\n"
         "every change is an audit record that never holds a password.\n"
         "\n"
@@ -65,7 +74,7 @@ static const char user_help[] =
         "  -c, --config CONF  the deployment's medtrust.conf\n"
         "\n"
         "Exit codes: 0; 1 a deployment, database or key failure; 2 refused (add: the\n"
-        "name is taken; reset, wards: no such user); 64 usage.\n";
+        "name is taken; reset, wards, totp: no such user); 64 usage.\n";
 
 static const char *actor(char *buf, size_t cap)
 {
@@ -111,6 +120,36 @@ static int print_password(char *otp)
 		rc = mt_cli__error("writing stdout", MT_ERR_IO);
 	OPENSSL_cleanse(otp, MT_USER_OTP_LEN + 1);
 	return rc;
+}
+
+/* Audit a change to `name`: `action` with `fields` (JSON members) and the
+ * reason of a failure, or `action`.refused when there is no such user.
+ * Then the exit code: 2 no such user, 1 when `doing` failed or the record
+ * could not be written (`made` says what stands), else 0. */
+static int audit_change(struct mt_deploy *d, const char *action, const char *name,
+                        const char *fields, enum mt_err e, const char *doing, const char *made)
+{
+	char who[96], detail[160], act[48];
+	enum mt_err ae;
+
+	(void)snprintf(detail, sizeof detail, "{%s%s}", fields,
+	               e == MT_ERR_NOT_FOUND ? ",\"reason\":\"no_such_user\""
+	               : e != MT_OK          ? ",\"reason\":\"error\""
+	                                     : "");
+	(void)snprintf(act, sizeof act, "%s%s", action, e == MT_ERR_NOT_FOUND ? ".refused" : "");
+	ae = mt_deploy_audit(d, actor(who, sizeof who), act, name,
+	                     e == MT_OK ? MT_AUDIT_OK : e == MT_ERR_NOT_FOUND ? MT_AUDIT_REFUSED
+	                                                                       : MT_AUDIT_ERROR,
+	                     detail);
+	if (e == MT_ERR_NOT_FOUND) {
+		fprintf(stderr, "refused: no user named '%s'\n", name);
+		return MT_EXIT_REFUSED;
+	}
+	if (e != MT_OK)
+		return mt_cli__error(doing, e);
+	if (ae != MT_OK)
+		return mt_cli__error(made, ae);
+	return MT_EXIT_OK;
 }
 
 static int user_add(int argc, char **argv)
@@ -179,12 +218,12 @@ static int user_reset(int argc, char **argv)
 	const char *cmd = "user reset", *conf = NULL, *pos[1] = {NULL};
 	const struct mt_cli_opt opts[] = {{"config", 'c', MT_CLI_VALUE, &conf, NULL},
 	                                  {NULL, 0, MT_CLI_VALUE, NULL, NULL}};
-	char otp[MT_USER_OTP_LEN + 1], who[96], detail[128];
+	char otp[MT_USER_OTP_LEN + 1];
 	struct mt_deploy *d = NULL;
 	struct mt_users *u = NULL;
 	struct mt_user before;
 	bool was_locked = false;
-	enum mt_err e, ae;
+	enum mt_err e;
 	int rc = mt_cli__parse_operands(cmd, user_usage, user_help, argc, argv, opts, pos, 1);
 
 	if (rc != MT_CLI_CONTINUE)
@@ -205,31 +244,94 @@ static int user_reset(int argc, char **argv)
 	}
 	if (e == MT_OK)
 		e = mt_users_reset(u, pos[0], otp, mt_deploy_now());
-	(void)snprintf(detail, sizeof detail, "{\"unlocked\":%s%s}", was_locked ? "true" : "false",
-	               e == MT_ERR_NOT_FOUND ? ",\"reason\":\"no_such_user\""
-	               : e != MT_OK          ? ",\"reason\":\"error\""
-	                                     : "");
-	ae = mt_deploy_audit(d, actor(who, sizeof who),
-	                     e == MT_ERR_NOT_FOUND ? "user.reset.refused" : "user.reset", pos[0],
-	                     e == MT_OK ? MT_AUDIT_OK : e == MT_ERR_NOT_FOUND ? MT_AUDIT_REFUSED
-	                                                                       : MT_AUDIT_ERROR,
-	                     detail);
-	if (e == MT_ERR_NOT_FOUND) {
-		fprintf(stderr, "refused: no user named '%s'\n", pos[0]);
-		rc = MT_EXIT_REFUSED;
-	} else if (e != MT_OK) {
-		rc = mt_cli__error("resetting the user", e);
-	} else if (ae != MT_OK) {
-		rc = mt_cli__error("writing the audit record (the password was reset; reset again)",
-		                   ae);
-	} else {
+	rc = audit_change(d, "user.reset", pos[0],
+	                  was_locked ? "\"unlocked\":true" : "\"unlocked\":false", e,
+	                  "resetting the user",
+	                  "writing the audit record (the password was reset; reset again)");
+	if (rc == MT_EXIT_OK)
 		rc = print_password(otp);
-	}
 	if (rc == MT_EXIT_OK)
 		fprintf(stderr, "reset %s%s: the password printed is for one sign-in only\n", pos[0],
 		        was_locked ? " (unlocked)" : "");
 out:
 	OPENSSL_cleanse(otp, sizeof otp);
+	mt_users_close(u);
+	mt_deploy_close(d);
+	return rc;
+}
+
+/* A new TOTP key for `name`, wrapped by the KEK and stored; the URI and
+ * the secret for the authenticator on stdout (mt_totp.h). */
+static enum mt_err totp_enable(struct mt_deploy *d, struct mt_users *u, const char *name,
+                               bool *printed)
+{
+	uint8_t key[MT_DEK_LEN], wrapped[MT_DEK_WRAPPED_LEN];
+	char uri[MT_TOTP_URI_MAX], secret[(MT_DEK_LEN * 8 + 4) / 5 + 1];
+	struct mt_kek *kek = NULL;
+	enum mt_err e;
+
+	*printed = false;
+	e = mt_deploy_get(d, "kek_key") != NULL ? mt_kek_open(mt_deploy_get(d, "kek_key"), &kek)
+	                                        : MT_ERR_ARG;
+	if (e == MT_OK)
+		e = mt_random(key, sizeof key);
+	if (e == MT_OK)
+		e = mt_kek_wrap(kek, key, wrapped);
+	if (e == MT_OK)
+		e = mt_totp_uri("medtrust", name, key, sizeof key, uri, sizeof uri);
+	if (e == MT_OK)
+		e = mt_base32(key, sizeof key, secret, sizeof secret);
+	if (e == MT_OK)
+		e = mt_users_totp_set(u, name, wrapped, mt_deploy_now());
+	if (e == MT_OK) {
+		*printed = printf("%s\nsecret: %s\n", uri, secret) >= 0 && fflush(stdout) == 0;
+		if (!*printed)
+			e = MT_ERR_IO;
+	}
+	mt_wipe(key, sizeof key);
+	mt_wipe(uri, sizeof uri);
+	mt_wipe(secret, sizeof secret);
+	mt_kek_free(kek);
+	return e;
+}
+
+static int user_totp(int argc, char **argv)
+{
+	const char *cmd = "user totp", *conf = NULL, *pos[1] = {NULL};
+	bool off = false, printed = false;
+	const struct mt_cli_opt opts[] = {{"config", 'c', MT_CLI_VALUE, &conf, NULL},
+	                                  {"off", 0, MT_CLI_FLAG, NULL, &off},
+	                                  {NULL, 0, MT_CLI_VALUE, NULL, NULL}};
+	struct mt_deploy *d = NULL;
+	struct mt_users *u = NULL;
+	struct mt_user user;
+	enum mt_err e;
+	int rc = mt_cli__parse_operands(cmd, user_usage, user_help, argc, argv, opts, pos, 1);
+
+	if (rc != MT_CLI_CONTINUE)
+		return rc;
+	if (!mt_user_name_valid(pos[0]))
+		return mt_cli__usage(cmd, user_usage, "'%s' is not a user name (1-64 of a-z 0-9 . _ -)",
+		                     pos[0]);
+	e = open_users(conf, true, &d, &u);
+	if (e != MT_OK) {
+		rc = MT_EXIT_ERROR;
+		goto out;
+	}
+	e = mt_users_get(u, pos[0], &user);
+	if (e == MT_OK)
+		e = off ? mt_users_totp_set(u, pos[0], NULL, mt_deploy_now())
+		        : totp_enable(d, u, pos[0], &printed);
+	rc = audit_change(d, "user.totp", pos[0],
+	                  off ? "\"second_factor\":false" : "\"second_factor\":true", e,
+	                  off ? "removing the second factor" : "making the second factor",
+	                  "writing the audit record (the change was made)");
+	if (rc == MT_EXIT_OK)
+		fprintf(stderr, off ? "%s signs in with a password alone\n"
+		                    : "%s now signs in with a code from the authenticator as well: "
+		                      "add the URI or the secret above to it (shown once)\n",
+		        pos[0]);
+out:
 	mt_users_close(u);
 	mt_deploy_close(d);
 	return rc;
@@ -292,11 +394,13 @@ static enum mt_err list_one(void *ctx, const struct mt_user *user)
 		return MT_ERR_NOMEM;
 	e = wards_json(r->u, user->name, w);
 	if (e == MT_OK &&
-	    printf("{\"name\":%s,\"role\":%s,\"must_change\":%s,\"locked\":%s,\"wards\":%s}\n",
+	    printf("{\"name\":%s,\"role\":%s,\"must_change\":%s,\"locked\":%s,\"totp\":%s,"
+	           "\"wards\":%s}\n",
 	           mt_deploy_json_str(user->name, js[0], sizeof js[0]),
 	           mt_deploy_json_str(mt_role_name(user->role), js[1], sizeof js[1]),
 	           user->must_change ? "true" : "false",
-	           mt_user_locked(user, r->now) ? "true" : "false", w->s) < 0) {
+	           mt_user_locked(user, r->now) ? "true" : "false", user->totp ? "true" : "false",
+	           w->s) < 0) {
 		r->failed = true;
 		e = MT_ERR_IO;
 	}
@@ -433,6 +537,7 @@ int mt_cli_user(int argc, char **argv)
 	        {"reset", user_reset},
 	        {"list", user_list},
 	        {"wards", user_wards},
+	        {"totp", user_totp},
 	        {NULL, NULL}};
 
 	return mt_cli__dispatch("user", user_usage, user_help, subs, argc, argv);

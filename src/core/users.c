@@ -46,6 +46,9 @@
 #include <sqlite3.h>
 
 #include "medtrust/mt_cbor.h"
+#include "medtrust/mt_crypto.h"
+#include "medtrust/mt_keystore.h"
+#include "medtrust/mt_totp.h"
 
 #define BUSY_TIMEOUT_MS 5000
 #define OPS crypto_pwhash_OPSLIMIT_INTERACTIVE
@@ -123,6 +126,40 @@ static void sodium_start(void)
 	sodium_ok = sodium_init() >= 0;
 }
 
+static bool has_totp_column(struct mt_users *u)
+{
+	sqlite3_stmt *st = NULL;
+	bool has;
+
+	if (sqlite3_prepare_v2(u->db, "SELECT 1 FROM pragma_table_info('users') WHERE name = 'totp'",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return false;
+	has = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return has;
+}
+
+/* The second factor's columns, added to a registry made before them: the
+ * KEK-wrapped TOTP key (NULL: no second factor) and the last step used. */
+static enum mt_err add_totp_columns(struct mt_users *u)
+{
+	enum mt_err e = MT_OK;
+
+	if (has_totp_column(u))
+		return MT_OK;
+	if (sqlite3_exec(u->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return MT_ERR_REG_DB;
+	if (!has_totp_column(u) && /* another process may have been first */
+	    sqlite3_exec(u->db,
+	                 "ALTER TABLE users ADD COLUMN totp BLOB;"
+	                 "ALTER TABLE users ADD COLUMN totp_step INTEGER NOT NULL DEFAULT 0",
+	                 NULL, NULL, NULL) != SQLITE_OK)
+		e = MT_ERR_REG_DB;
+	if (sqlite3_exec(u->db, e == MT_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+		e = MT_ERR_REG_DB;
+	return e;
+}
+
 enum mt_err mt_users_open(const char *db_path, struct mt_users **out)
 {
 	struct mt_users *u;
@@ -145,7 +182,7 @@ enum mt_err mt_users_open(const char *db_path, struct mt_users **out)
 	sqlite3_busy_timeout(u->db, BUSY_TIMEOUT_MS);
 	if (sqlite3_exec(u->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(u->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_exec(u->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+	    sqlite3_exec(u->db, schema, NULL, NULL, NULL) != SQLITE_OK || add_totp_columns(u) != MT_OK) {
 		mt_users_close(u);
 		return MT_ERR_REG_DB;
 	}
@@ -351,10 +388,12 @@ static enum mt_err row_user(sqlite3_stmt *st, int c, struct mt_user *out)
 	out->locked_until = sqlite3_column_int64(st, c + 4);
 	out->created_at = sqlite3_column_int64(st, c + 5);
 	out->updated_at = sqlite3_column_int64(st, c + 6);
+	out->totp = sqlite3_column_int64(st, c + 7) != 0;
 	return MT_OK;
 }
 
-#define USER_COLS "name, role, must_change, failed, locked_until, created_at, updated_at"
+#define USER_COLS \
+	"name, role, must_change, failed, locked_until, created_at, updated_at, totp IS NOT NULL"
 
 /* The user and (when hash is not NULL) its hash. */
 static enum mt_err fetch(struct mt_users *u, const char *name, struct mt_user *out,
@@ -376,7 +415,7 @@ static enum mt_err fetch(struct mt_users *u, const char *name, struct mt_user *o
 	} else {
 		e = row_user(st, 0, out);
 		if (e == MT_OK && hash != NULL) {
-			const unsigned char *h = sqlite3_column_text(st, 7);
+			const unsigned char *h = sqlite3_column_text(st, 8);
 			size_t n = h ? strlen((const char *)h) : 0;
 
 			memset(hash, 0, crypto_pwhash_STRBYTES);
@@ -589,8 +628,53 @@ static enum mt_err record_success(struct mt_users *u, const char *name, const ch
 	return e;
 }
 
-enum mt_err mt_users_login(struct mt_users *u, const char *name, const char *password,
-                           int64_t now, enum mt_login *verdict, struct mt_user *out)
+/* The code for `name`'s TOTP key: unwrapped with the KEK, checked against
+ * the last step used, and the step it matched recorded — only if still
+ * above the last (a code used at the same moment elsewhere loses). */
+static bool totp_ok(struct mt_users *u, const char *name, const char *code, struct mt_kek *kek,
+                    int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	uint8_t wrapped[MT_DEK_WRAPPED_LEN], key[MT_DEK_LEN];
+	uint64_t step = 0;
+	bool ok = false;
+
+	if (code == NULL || kek == NULL)
+		return false;
+	if (sqlite3_prepare_v2(u->db, "SELECT totp, totp_step FROM users WHERE name = ?", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_bytes(st, 0) == (int)sizeof wrapped && sqlite3_column_int64(st, 1) >= 0) {
+		memcpy(wrapped, sqlite3_column_blob(st, 0), sizeof wrapped);
+		step = (uint64_t)sqlite3_column_int64(st, 1);
+		ok = true;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (!ok)
+		return false;
+	ok = mt_kek_unwrap(kek, wrapped, key) == MT_OK &&
+	     mt_totp_check(key, sizeof key, code, now, &step) == MT_OK;
+	mt_wipe(key, sizeof key);
+	if (!ok)
+		return false;
+	ok = sqlite3_prepare_v2(u->db,
+	                        "UPDATE users SET totp_step = ?2 WHERE name = ?1 AND totp_step < ?2",
+	                        -1, &st, NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)step);
+		ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(u->db) == 1;
+	}
+	sqlite3_finalize(st);
+	return ok;
+}
+
+static enum mt_err login(struct mt_users *u, const char *name, const char *password,
+                         bool need_factor, const char *code, struct mt_kek *kek, int64_t now,
+                         enum mt_login *verdict, struct mt_user *out)
 {
 	char hash[crypto_pwhash_STRBYTES];
 	struct mt_user user;
@@ -621,6 +705,10 @@ enum mt_err mt_users_login(struct mt_users *u, const char *name, const char *pas
 		return MT_OK;
 	}
 	ok = verify_password(hash, password);
+	/* The second factor only after the password, and a wrong or missing
+	 * code is a failure like a wrong password: it counts, it locks. */
+	if (ok && need_factor && user.totp)
+		ok = totp_ok(u, name, code, kek, now);
 	if (ok) {
 		e = record_success(u, name, password, hash);
 		OPENSSL_cleanse(hash, sizeof hash);
@@ -643,6 +731,44 @@ enum mt_err mt_users_login(struct mt_users *u, const char *name, const char *pas
 			*out = user;
 	}
 	return MT_OK;
+}
+
+enum mt_err mt_users_login(struct mt_users *u, const char *name, const char *password,
+                           int64_t now, enum mt_login *verdict, struct mt_user *out)
+{
+	return login(u, name, password, false, NULL, NULL, now, verdict, out);
+}
+
+enum mt_err mt_users_sign_in(struct mt_users *u, const char *name, const char *password,
+                             const char *code, struct mt_kek *kek, int64_t now,
+                             enum mt_login *verdict, struct mt_user *out)
+{
+	return login(u, name, password, true, code, kek, now, verdict, out);
+}
+
+enum mt_err mt_users_totp_set(struct mt_users *u, const char *name,
+                              const uint8_t wrapped[MT_DEK_WRAPPED_LEN], int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	enum mt_err e = MT_ERR_REG_DB;
+
+	if (u == NULL || !mt_user_name_valid(name))
+		return MT_ERR_ARG;
+	if (sqlite3_prepare_v2(u->db,
+	                       "UPDATE users SET totp = ?2, totp_step = 0, updated_at = ?3 "
+	                       "WHERE name = ?1",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return MT_ERR_REG_DB;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (wrapped != NULL)
+		sqlite3_bind_blob(st, 2, wrapped, MT_DEK_WRAPPED_LEN, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_int64(st, 3, now);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		e = sqlite3_changes(u->db) == 1 ? MT_OK : MT_ERR_NOT_FOUND;
+	sqlite3_finalize(st);
+	return e;
 }
 
 enum mt_err mt_users_change_password(struct mt_users *u, const char *name, const char *current,

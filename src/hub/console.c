@@ -177,6 +177,7 @@ struct ghost {
 
 struct mt_console {
 	struct mt_deploy *d;
+	struct mt_kek *kek; /* the deployment's (d->kek): second-factor keys */
 	mt_console_audit_fn audit;
 	void *audit_arg;
 	uint8_t csrf_key[32];
@@ -548,6 +549,9 @@ static void login_page(struct mt_console *c, struct mt_https_resp *rs, int statu
 	            "maxlength=\"64\" autocapitalize=\"none\" spellcheck=\"false\" autofocus>"
 	            "</label><label>Password<input type=\"password\" name=\"password\" "
 	            "autocomplete=\"current-password\" required maxlength=\"256\"></label>"
+	            "<label>Code from your authenticator, if you have one<input name=\"code\" "
+	            "autocomplete=\"one-time-code\" inputmode=\"numeric\" maxlength=\"6\" "
+	            "pattern=\"[0-9]{6}\"></label>"
 	            "<input type=\"hidden\" name=\"csrf\" value=\"");
 	out_text(&o, field);
 	out_lit(&o, "\"><button type=\"submit\">Sign in</button></form>");
@@ -912,7 +916,7 @@ static void csrf_refused(struct mt_console *c, const struct mt_https_req *rq,
 
 /* ---- sign in, password, sign out ------------------------------------------------------------ */
 
-static const char bad_credentials[] = "The user name or password is wrong.";
+static const char bad_credentials[] = "The user name, password or code is wrong.";
 static const char locked_text[] =
         "Too many failed sign-ins. Try again later, or ask an administrator to reset the "
         "account.";
@@ -922,7 +926,7 @@ static void do_login(struct mt_console *c, const struct mt_https_req *rq,
 {
 	struct mt_form *f = calloc(1, sizeof *f);
 	char cookie[TOKEN_B64 + 2], want[TOKEN_B64 + 1], js[2][200], ex[64];
-	const char *user, *pw, *field;
+	const char *user, *pw, *code, *field;
 	struct mt_user u;
 	struct session s;
 	enum mt_login verdict = MT_LOGIN_BAD;
@@ -944,6 +948,9 @@ static void do_login(struct mt_console *c, const struct mt_https_req *rq,
 	}
 	user = mt_form_get(f, "user");
 	pw = mt_form_get(f, "password");
+	code = mt_form_get(f, "code");
+	if (code != NULL && code[0] == '\0')
+		code = NULL;
 	if (user == NULL || pw == NULL || user[0] == '\0' || pw[0] == '\0') {
 		login_page(c, rs, 400, "Give a user name and a password.");
 		goto out;
@@ -974,7 +981,7 @@ static void do_login(struct mt_console *c, const struct mt_https_req *rq,
 			e = mt_users_login(c->users, user, pw, now, &verdict, NULL);
 			verdict = ghost_failed(c, user, now) ? MT_LOGIN_LOCKED_NOW : MT_LOGIN_BAD;
 		} else if (e == MT_OK) {
-			e = mt_users_login(c->users, user, pw, now, &verdict, &u);
+			e = mt_users_sign_in(c->users, user, pw, code, c->kek, now, &verdict, &u);
 		}
 		pthread_mutex_unlock(&c->login_lock);
 	}
@@ -1813,6 +1820,7 @@ enum mt_err mt_console_open(struct mt_deploy *d, mt_console_audit_fn audit_fn, v
 		return e;
 	}
 	e = mt_deploy_open_store(d, &c->store);
+	c->kek = d->kek; /* opened with the store: unwraps second-factor keys */
 	if (e != MT_OK) {
 		c->store = NULL;
 		if (why != NULL)

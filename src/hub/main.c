@@ -165,6 +165,17 @@ static void log_clinical(struct mt_clinical *c)
 	        (unsigned long long)st.queued, (unsigned long long)st.dropped);
 }
 
+/* One line of the store's durability: fsyncs the syncer made, and failed. */
+static void log_syncer(struct mt_syncer *s)
+{
+	unsigned long long syncs = 0, failed = 0;
+
+	if (s == NULL)
+		return;
+	mt_syncer_counts(s, &syncs, &failed);
+	fprintf(stderr, "medtrustd: store: wal_fsyncs=%llu failed=%llu\n", syncs, failed);
+}
+
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
 	unsigned long v = 0;
@@ -401,6 +412,7 @@ int main(int argc, char **argv)
 			if (ingest != NULL)
 				log_counts(ingest);
 			log_clinical(clin);
+			log_syncer(syncer);
 			log_hl7(hl7);
 			continue;
 		}
@@ -412,6 +424,7 @@ int main(int argc, char **argv)
 		if (ingest != NULL && ++ticks % COUNTS_EVERY == 0) {
 			log_counts(ingest);
 			log_clinical(clin);
+			log_syncer(syncer);
 		}
 	}
 	rc = 0;

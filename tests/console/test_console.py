@@ -33,11 +33,15 @@ What is shown, each by a check that fails when the property is missing:
   - without a session /ward and / redirect to /login;
   - form bodies are bounded (413), strictly parsed (400), of one type (415).
 """
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
 import re
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -52,7 +56,7 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'
        "frame-ancestors 'none'; base-uri 'none'")
 XSS = "<script>alert(1)</script>"
 OTP_ALPHABET = set("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
-GENERIC = "The user name or password is wrong."
+GENERIC = "The user name, password or code is wrong."
 
 
 class Browser:
@@ -162,11 +166,13 @@ class Console(unittest.TestCase):
     def add_user(self, name, role="clinician"):
         return self.cli_ok("user", "add", name, "--role", role).strip()
 
-    def login(self, b, user, password, expect=None):
+    def login(self, b, user, password, expect=None, code=None):
         st, h, page = b.get("/login")
         self.assertEqual(st, 200, page)
-        st, h, page = b.post("/login", {"user": user, "password": password,
-                                        "csrf": csrf_of(page)})
+        form = {"user": user, "password": password, "csrf": csrf_of(page)}
+        if code is not None:
+            form["code"] = code
+        st, h, page = b.post("/login", form)
         if expect is not None:
             self.assertEqual(st, expect, page)
         return st, h, page
@@ -207,7 +213,7 @@ class Console(unittest.TestCase):
         listing = self.cli_ok("user", "list")
         users = {u["name"]: u for u in map(json.loads, listing.splitlines())}
         self.assertEqual(users["carol"], {"name": "carol", "role": "biomed",
-                                          "must_change": True, "locked": False,
+                                          "must_change": True, "locked": False, "totp": False,
                                           "wards": []})
         self.assertNotIn("argon2", listing)
         self.assertNotIn(pw, listing)
@@ -382,6 +388,62 @@ class Console(unittest.TestCase):
         _, recs = self.audit()
         self.assertTrue(any(x["action"] == "user.reset" and x["subject"] == "lockme" and
                             x["detail"].get("unlocked") is True for x in recs))
+
+    # ---- second factor (TOTP) -----------------------------------------------------------------
+
+    def test_totp_second_factor_required_counted_and_not_replayable(self):
+        _, pw = self.signed_in("twofa")
+        out = self.cli_ok("user", "totp", "twofa")
+        uri, secret_line = out.splitlines()[:2]
+        self.assertTrue(uri.startswith("otpauth://totp/medtrust:twofa?secret="), uri)
+        self.assertIn("&issuer=medtrust&algorithm=SHA1&digits=6&period=30", uri)
+        secret = secret_line.split(": ", 1)[1]
+        self.assertEqual(uri.split("secret=", 1)[1].split("&", 1)[0], secret)
+        key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+        self.assertEqual(len(key), 32)
+
+        def code(t):  # RFC 6238 with Python's own HMAC, not medtrust's
+            mac = hmac.new(key, struct.pack(">Q", int(t) // 30), hashlib.sha1).digest()
+            off = mac[-1] & 0x0F
+            return "%06d" % ((struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % 1000000)
+
+        users = {u["name"]: u for u in map(json.loads, self.cli_ok("user", "list").splitlines())}
+        self.assertTrue(users["twofa"]["totp"])
+        # the password alone no longer signs in; neither does a wrong code
+        st, _, page = self.login(self.browser(), "twofa", pw, 401)
+        self.assertIn(GENERIC, page)
+        now = time.time()
+        wrong = "%06d" % ((int(code(now)) + 1) % 1000000)
+        st, _, page = self.login(self.browser(), "twofa", pw, 401, code=wrong)
+        self.assertIn(GENERIC, page)
+        # two steps away (a minute old) is refused
+        self.login(self.browser(), "twofa", pw, 401, code=code(now - 65))
+        # the right code signs in ...
+        good = code(time.time())
+        st, h, _ = self.login(self.browser(), "twofa", pw, 303, code=good)
+        self.assertEqual(h["Location"], "/ward")
+        # ... once: the same code again is a replay
+        self.login(self.browser(), "twofa", pw, 401, code=good)
+        # failures count like wrong passwords: the replay was the first after
+        # the success cleared the count, four more make five and lock
+        codes = [self.login(self.browser(), "twofa", pw, code=wrong)[0] for _ in range(4)]
+        self.assertEqual(codes, [401, 401, 401, 429])
+        st, _, page = self.login(self.browser(), "twofa", pw, code=code(time.time() + 30))
+        self.assertEqual(st, 429, page)
+        text, recs = self.audit()
+        self.assertTrue(any(x["action"] == "user.totp" and x["subject"] == "twofa" and
+                            x["detail"].get("second_factor") is True for x in recs))
+        self.assertTrue(any(x["action"] == "console.lockout" and x["subject"] == "twofa"
+                            for x in recs))
+        self.assertNotIn(secret, text)
+        self.assertNotIn(good, text)
+        # --off: the password alone again, after an administrator's unlock
+        self.cli_ok("user", "totp", "twofa", "--off")
+        fresh = self.cli_ok("user", "reset", "twofa").strip()
+        st, h, _ = self.login(self.browser(), "twofa", fresh, 303)
+        self.assertEqual(h["Location"], "/password")
+        r = self.cli("user", "totp", "no-such-user")
+        self.assertEqual(r.returncode, 2, r.stderr)
 
     # ---- CSRF --------------------------------------------------------------------------------
 
