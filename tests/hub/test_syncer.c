@@ -167,6 +167,7 @@ static void jobs_run_in_order_after_the_fsync(void **state)
 	assert_int_equal(mt_deploy_open_store(d, &r), MT_OK);
 	assert_int_equal(mt_store_reading_get(r, id, &row), MT_OK);
 	assert_int_equal(row.ctr, 7);
+	mt_store_row_clear(&row);
 
 	queue_job(&t, 1, false);
 	queue_job(&t, 2, false);
