@@ -190,7 +190,10 @@ while :; do
 	wait $! || true
 	now=$(stored)
 	el=$(($(date +%s) - start))
-	line=$(grep 'devices connected' "$D/logs/simulator.log" | tail -n 1 | sed 's/^medtrust-device: //')
+	# No stats line yet (a slow start) is not an error: grep's status 1
+	# would end the script under pipefail.
+	line=$({ grep 'devices connected' "$D/logs/simulator.log" || true; } | tail -n 1 |
+		sed 's/^medtrust-device: //')
 	printf '%s[%4ds] stored readings: %s (+%s)  %s%s\n' "$dim" "$el" "$now" "$((now - last))" \
 		"$line" "$off"
 	last=$now
