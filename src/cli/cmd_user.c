@@ -262,15 +262,13 @@ out:
 
 /* A new TOTP key for `name`, wrapped by the KEK and stored; the URI and
  * the secret for the authenticator on stdout (mt_totp.h). */
-static enum mt_err totp_enable(struct mt_deploy *d, struct mt_users *u, const char *name,
-                               bool *printed)
+static enum mt_err totp_enable(struct mt_deploy *d, struct mt_users *u, const char *name)
 {
 	uint8_t key[MT_DEK_LEN], wrapped[MT_DEK_WRAPPED_LEN];
 	char uri[MT_TOTP_URI_MAX], secret[(MT_DEK_LEN * 8 + 4) / 5 + 1];
 	struct mt_kek *kek = NULL;
 	enum mt_err e;
 
-	*printed = false;
 	e = mt_deploy_get(d, "kek_key") != NULL ? mt_kek_open(mt_deploy_get(d, "kek_key"), &kek)
 	                                        : MT_ERR_ARG;
 	if (e == MT_OK)
@@ -283,11 +281,8 @@ static enum mt_err totp_enable(struct mt_deploy *d, struct mt_users *u, const ch
 		e = mt_base32(key, sizeof key, secret, sizeof secret);
 	if (e == MT_OK)
 		e = mt_users_totp_set(u, name, wrapped, mt_deploy_now());
-	if (e == MT_OK) {
-		*printed = printf("%s\nsecret: %s\n", uri, secret) >= 0 && fflush(stdout) == 0;
-		if (!*printed)
-			e = MT_ERR_IO;
-	}
+	if (e == MT_OK && (printf("%s\nsecret: %s\n", uri, secret) < 0 || fflush(stdout) != 0))
+		e = MT_ERR_IO;
 	mt_wipe(key, sizeof key);
 	mt_wipe(uri, sizeof uri);
 	mt_wipe(secret, sizeof secret);
@@ -298,7 +293,7 @@ static enum mt_err totp_enable(struct mt_deploy *d, struct mt_users *u, const ch
 static int user_totp(int argc, char **argv)
 {
 	const char *cmd = "user totp", *conf = NULL, *pos[1] = {NULL};
-	bool off = false, printed = false;
+	bool off = false;
 	const struct mt_cli_opt opts[] = {{"config", 'c', MT_CLI_VALUE, &conf, NULL},
 	                                  {"off", 0, MT_CLI_FLAG, NULL, &off},
 	                                  {NULL, 0, MT_CLI_VALUE, NULL, NULL}};
@@ -321,7 +316,7 @@ static int user_totp(int argc, char **argv)
 	e = mt_users_get(u, pos[0], &user);
 	if (e == MT_OK)
 		e = off ? mt_users_totp_set(u, pos[0], NULL, mt_deploy_now())
-		        : totp_enable(d, u, pos[0], &printed);
+		        : totp_enable(d, u, pos[0]);
 	rc = audit_change(d, "user.totp", pos[0],
 	                  off ? "\"second_factor\":false" : "\"second_factor\":true", e,
 	                  off ? "removing the second factor" : "making the second factor",

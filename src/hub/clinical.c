@@ -502,15 +502,21 @@ struct told_job {
 	char detail[];
 };
 
+/* The audit record and the wake-up, once `durable` is known. */
+static void told_record(struct mt_clinical *c, const char *subject, const char *detail,
+                        bool durable)
+{
+	audit(c, "alarm.transition", subject[0] ? subject : NULL,
+	      durable ? MT_AUDIT_OK : MT_AUDIT_ERROR, detail);
+	if (durable && c->o.journal_kick != NULL)
+		c->o.journal_kick(c->o.kick_ctx);
+}
+
 static void told_durable(void *arg, bool durable)
 {
 	struct told_job *j = arg;
-	struct mt_clinical *c = j->c;
 
-	audit(c, "alarm.transition", j->subject[0] ? j->subject : NULL,
-	      durable ? MT_AUDIT_OK : MT_AUDIT_ERROR, j->detail);
-	if (durable && c->o.journal_kick != NULL)
-		c->o.journal_kick(c->o.kick_ctx);
+	told_record(j->c, j->subject, j->detail, durable);
 	free(j);
 }
 
@@ -528,13 +534,7 @@ static void told_after(struct mt_clinical *c, const char *subject, const char *d
 		free(j);
 	}
 	/* No syncer (commits are durable), or short of memory: here. */
-	if (c->o.syncer != NULL && mt_syncer_wait(c->o.syncer) != MT_OK) {
-		audit(c, "alarm.transition", subject[0] ? subject : NULL, MT_AUDIT_ERROR, detail);
-		return;
-	}
-	audit(c, "alarm.transition", subject[0] ? subject : NULL, MT_AUDIT_OK, detail);
-	if (c->o.journal_kick != NULL)
-		c->o.journal_kick(c->o.kick_ctx);
+	told_record(c, subject, detail, c->o.syncer == NULL || mt_syncer_wait(c->o.syncer) == MT_OK);
 }
 
 /* Audit and publish one transition of alarm `id` (slock held). */

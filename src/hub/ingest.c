@@ -971,19 +971,22 @@ static bool pend_push(struct devq *q, uint64_t ctr)
 }
 
 /* Add resolved counters to the devices' receipt lists (after a commit). */
+/* One resolved counter to its device's receipt list (qlock held). */
+static void pend_add(struct mt_ingest *g, const char *dev, uint64_t ctr)
+{
+	struct devq *q = devq_find(g, dev, true);
+
+	/* not added: unreceipted, the device resends, a duplicate then */
+	if (q != NULL)
+		(void)pend_push(q, ctr);
+}
+
 static void resolve(struct mt_ingest *g, struct done **ds, size_t n, const enum verdict *v)
 {
 	pthread_mutex_lock(&g->qlock);
-	for (size_t i = 0; i < n; i++) {
-		struct devq *q;
-
-		if (v[i] == V_NONE)
-			continue;
-		q = devq_find(g, ds[i]->dev, true);
-		/* not added: unreceipted, the device resends, a duplicate then */
-		if (q != NULL)
-			(void)pend_push(q, ds[i]->ctr);
-	}
+	for (size_t i = 0; i < n; i++)
+		if (v[i] != V_NONE)
+			pend_add(g, ds[i]->dev, ds[i]->ctr);
 	pthread_mutex_unlock(&g->qlock);
 }
 
@@ -1007,12 +1010,8 @@ static void resolved_durable(void *arg, bool durable)
 	 * (duplicates then, receipted once an fsync has covered them). */
 	if (durable) {
 		pthread_mutex_lock(&g->qlock);
-		for (size_t i = 0; i < r->n; i++) {
-			struct devq *q = devq_find(g, r->it[i].dev, true);
-
-			if (q != NULL)
-				(void)pend_push(q, r->it[i].ctr);
-		}
+		for (size_t i = 0; i < r->n; i++)
+			pend_add(g, r->it[i].dev, r->it[i].ctr);
 		pthread_mutex_unlock(&g->qlock);
 	}
 	free(r);
