@@ -565,14 +565,16 @@ static void told(struct mt_clinical *c, int64_t id, const char *phase, const cha
 			store_ward(c, a.patient_id, ward, sizeof ward);
 	}
 	if (c->o.live != NULL) {
-		char ev[1024];
+		char ev[1024], wj[2 * 65 + 8];
+
+		json_str(wj, sizeof wj, ward); /* a ward is any text (F06) */
 
 		(void)snprintf(ev, sizeof ev,
 		               "{\"alarm\":%" PRId64 ",\"phase\":\"%s\",\"state\":\"%s\","
 		               "\"priority\":\"%s\",\"type\":\"%s\",\"cond\":\"%s\",\"patient\":%" PRId64
 		               ",\"ward\":\"%s\",\"device\":\"%s\",\"text\":\"%s\",\"raised_ms\":%" PRIu64
 		               ",\"by\":\"%s\",\"at_ms\":%" PRIu64 "}",
-		               id, phase, a.state, prio_name(a.prio), a.type, a.cond, a.patient_id, ward,
+		               id, phase, a.state, prio_name(a.prio), a.type, a.cond, a.patient_id, wj,
 		               a.dev, text, a.raised_ms, actor, now_ms());
 		mt_live_publish(c->o.live, "alarm", ward, ev);
 	}
@@ -890,8 +892,8 @@ static void on_vitals(struct mt_clinical *c, const struct ev *e, const struct mt
 		return;
 	lo = (size_t)snprintf(live, sizeof live,
 	                      "{\"patient\":%" PRId64 ",\"device\":\"%s\",\"reading\":%" PRId64
-	                      ",\"obs\":[",
-	                      patient, e->dev, e->ref);
+	                      ",\"at_ms\":%" PRIu64 ",\"obs\":[",
+	                      patient, e->dev, e->ref, now_ms());
 	for (size_t i = 0; i < m->n_obs; i++) {
 		const struct mt_obs *o = &m->obs[i];
 		int64_t off = 0;

@@ -71,7 +71,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "console.h"
+#include "console_int.h"
 #include "clinical.h"
 #include "live.h"
 
@@ -97,27 +97,6 @@
 #include "medtrust/mt_store_clinical.h"
 #include "medtrust/mt_store_query.h"
 #include "medtrust/mt_users.h"
-
-#define SESSIONS_MAX 256
-#define IDLE_S 900               /* 15 minutes */
-#define ABSOLUTE_S (8 * 3600)    /* 8 hours */
-#define TOKEN_BYTES 32
-#define TOKEN_B64 43             /* base64url of 32 bytes, no padding */
-#define COOKIE_SESSION "mt_session"
-#define COOKIE_LOGIN "mt_login_csrf"
-#define LOGIN_CSRF_S 3600        /* life of a sign-in form */
-#define SOURCES_MAX 256
-#define SOURCE_FAILS_MAX 30
-#define SOURCE_WINDOW_S 900
-#define GHOSTS_MAX 256
-#define AUDIT_EVERY 100          /* throttled attempts per audit record */
-#define PATIENTS_MAX 2048        /* patients on the ward page */
-#define DEVICES_SHOWN 4          /* devices per patient */
-#define BACKFILL 256             /* readings decrypted per patient per view, at most */
-#define STALE_S 60
-#define VIEW_AUDIT_S 900
-#define PAGE_MAX (8u << 20)
-#define REFRESH_S 10
 
 /* ---- quantities (clinical.md §1) ------------------------------------------ */
 
@@ -149,97 +128,6 @@ struct pcache {
 	uint64_t newest_rx_ms; /* hub clock at receipt of the newest reading */
 	struct latest q[Q__N];
 };
-
-/* ---- state ------------------------------------------------------------------ */
-
-struct session {
-	bool used;
-	uint8_t hash[32]; /* SHA-256 of the cookie value */
-	char user[MT_USER_NAME_MAX + 1];
-	enum mt_role role;
-	bool must_change;
-	char csrf[TOKEN_B64 + 1];
-	int64_t created, last_seen, viewed;
-};
-
-struct source {
-	char addr[MT_HTTPS_SOURCE_MAX];
-	unsigned fails;
-	int64_t since, last;
-	uint64_t throttled;
-};
-
-struct ghost {
-	uint8_t name_hash[32];
-	unsigned fails;
-	int64_t locked_until, last;
-};
-
-struct mt_console {
-	struct mt_deploy *d;
-	struct mt_kek *kek; /* the deployment's (d->kek): second-factor keys */
-	mt_console_audit_fn audit;
-	void *audit_arg;
-	uint8_t csrf_key[32];
-	char hospital[256];
-
-	pthread_mutex_t sess_lock; /* sess, src, ghosts */
-	struct session sess[SESSIONS_MAX];
-	struct source src[SOURCES_MAX];
-	struct ghost ghosts[GHOSTS_MAX];
-
-	pthread_mutex_t login_lock; /* users */
-	struct mt_users *users;
-
-	pthread_mutex_t store_lock; /* store, cache, obs, ids */
-	struct mt_store *store;
-	struct pcache *cache;
-	size_t n_cache;
-	struct mt_obs *obs; /* [MT_OBS_MAX] */
-	int64_t *ids;       /* [PATIENTS_MAX] */
-
-	/* The live stream and alarms (mt_console_set_clinical); NULL: none. */
-	struct mt_live *live;
-	struct mt_clinical *clin;
-};
-
-/* ---- the stylesheet ---------------------------------------------------------- */
-
-static const char css[] =
-        ":root{--bg:#f4f6f8;--fg:#1b2430;--mute:#5b6675;--line:#d5dbe2;--acc:#0b5cad;"
-        "--warn:#9a5b00;--warnbg:#fff4de;--bad:#a1121b;--badbg:#fde8e9}\n"
-        "*{box-sizing:border-box}\n"
-        "body{margin:0;font:15px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
-        "background:var(--bg);color:var(--fg)}\n"
-        "header{display:flex;align-items:center;gap:1em;padding:.6em 1.2em;background:#12304f;"
-        "color:#fff}\n"
-        "header .brand{font-weight:600;margin-right:auto}\n"
-        "header form{margin:0}\n"
-        "header button{background:transparent;color:#fff;border:1px solid #8aa4c0;"
-        "border-radius:4px;padding:.25em .8em;cursor:pointer}\n"
-        "main{padding:1em 1.2em}\n"
-        "h1{font-size:1.3em;margin:.2em 0 .8em}\n"
-        "h2{font-size:1.1em;margin:1.2em 0 .4em}\n"
-        ".box{max-width:26em;margin:3em auto;background:#fff;border:1px solid var(--line);"
-        "border-radius:8px;padding:1.5em}\n"
-        ".box label{display:block;margin:.8em 0}\n"
-        ".box input{display:block;width:100%;padding:.45em;margin-top:.2em;"
-        "border:1px solid var(--line);border-radius:4px;font:inherit}\n"
-        ".box button{margin-top:1em;padding:.5em 1.4em;background:var(--acc);color:#fff;"
-        "border:0;border-radius:4px;font:inherit;cursor:pointer}\n"
-        ".msg{padding:.5em .8em;border-radius:4px;background:var(--badbg);color:var(--bad)}\n"
-        ".note{padding:.5em .8em;border-radius:4px;background:var(--warnbg);color:var(--warn)}\n"
-        "table{border-collapse:collapse;width:100%;background:#fff;border:1px solid var(--line)}\n"
-        "th,td{text-align:left;padding:.4em .6em;border-bottom:1px solid var(--line);"
-        "vertical-align:top}\n"
-        "th{font-size:.85em;color:var(--mute);font-weight:600;background:#eef1f4}\n"
-        ".v{font-size:1.25em;font-weight:600;font-variant-numeric:tabular-nums}\n"
-        ".u{color:var(--mute);font-size:.85em}\n"
-        "time,.t{display:block;color:var(--mute);font-size:.8em}\n"
-        ".none{color:var(--mute)}\n"
-        ".stale{color:var(--warn);background:var(--warnbg);font-weight:600}\n"
-        ".dev{font-family:ui-monospace,monospace;font-size:.85em}\n"
-        "footer{padding:1em 1.2em;color:var(--mute);font-size:.8em}\n";
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -284,7 +172,7 @@ static bool new_token(char out[TOKEN_B64 + 1])
 }
 
 /* A string that has the shape of one of our tokens. */
-static bool token_shape(const char *t)
+bool con_token_shape(const char *t)
 {
 	size_t n = 0;
 
@@ -301,9 +189,9 @@ static bool token_shape(const char *t)
 }
 
 /* Constant-time comparison of two tokens of the right shape. */
-static bool token_equal(const char *a, const char *b)
+bool con_token_equal(const char *a, const char *b)
 {
-	return token_shape(a) && token_shape(b) && CRYPTO_memcmp(a, b, TOKEN_B64) == 0;
+	return con_token_shape(a) && con_token_shape(b) && CRYPTO_memcmp(a, b, TOKEN_B64) == 0;
 }
 
 static void hash_text(const char *s, uint8_t out[32])
@@ -330,13 +218,8 @@ static bool login_mac(const struct mt_console *c, const char *cookie, char out[T
 
 /* ---- the answer ------------------------------------------------------------------ */
 
-struct out {
-	char *p;
-	size_t n, cap;
-	bool failed;
-};
 
-static bool out_room(struct out *o, size_t more)
+bool con_room(struct out *o, size_t more)
 {
 	size_t cap;
 	char *np;
@@ -365,11 +248,11 @@ static bool out_room(struct out *o, size_t more)
 }
 
 /* Markup written by this file (never data). */
-static void out_lit(struct out *o, const char *s)
+void con_lit(struct out *o, const char *s)
 {
 	size_t n = strlen(s);
 
-	if (!out_room(o, n))
+	if (!con_room(o, n))
 		return;
 	memcpy(o->p + o->n, s, n);
 	o->n += n;
@@ -378,7 +261,7 @@ static void out_lit(struct out *o, const char *s)
 
 /* Numbers and markup of this file's own making; never a data string (use
  * out_text for those). */
-__attribute__((format(printf, 2, 3))) static void out_fmt(struct out *o, const char *fmt, ...)
+void con_fmt(struct out *o, const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;
@@ -391,15 +274,15 @@ __attribute__((format(printf, 2, 3))) static void out_fmt(struct out *o, const c
 		o->failed = true;
 		return;
 	}
-	out_lit(o, buf);
+	con_lit(o, buf);
 }
 
 /* Text from data, escaped (the only way data reaches a page). */
-static void out_text(struct out *o, const char *s)
+void con_text(struct out *o, const char *s)
 {
 	size_t n = s ? strlen(s) : 0, w = 0;
 
-	if (!out_room(o, MT_HTML_ESCAPE_MAX(n)))
+	if (!con_room(o, MT_HTML_ESCAPE_MAX(n)))
 		return;
 	if (mt_html_escape(s ? s : "", n, o->p + o->n, o->cap - o->n, &w) != MT_OK) {
 		o->failed = true;
@@ -408,16 +291,14 @@ static void out_text(struct out *o, const char *s)
 	o->n += w;
 }
 
-static void out_free(struct out *o)
+void con_free(struct out *o)
 {
 	free(o->p);
 	o->p = NULL;
 	o->n = o->cap = 0;
 }
 
-__attribute__((format(printf, 3, 4))) static void add_header(struct mt_https_resp *rs,
-                                                             const char *name, const char *fmt,
-                                                             ...)
+void con_header(struct mt_https_resp *rs, const char *name, const char *fmt, ...)
 {
 	struct mt_https_header *h;
 	va_list ap;
@@ -443,31 +324,31 @@ __attribute__((format(printf, 3, 4))) static void add_header(struct mt_https_res
  * Cache-Control: no-store and X-Content-Type-Options: nosniff to all. */
 static void security_headers(struct mt_https_resp *rs)
 {
-	add_header(rs, "Content-Security-Policy", "%s",
+	con_header(rs, "Content-Security-Policy", "%s",
 	           "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
 	           "frame-ancestors 'none'; base-uri 'none'");
-	add_header(rs, "Strict-Transport-Security", "%s", "max-age=31536000");
-	add_header(rs, "Referrer-Policy", "%s", "no-referrer");
-	add_header(rs, "X-Frame-Options", "%s", "DENY");
-	add_header(rs, "Cross-Origin-Opener-Policy", "%s", "same-origin");
+	con_header(rs, "Strict-Transport-Security", "%s", "max-age=31536000");
+	con_header(rs, "Referrer-Policy", "%s", "no-referrer");
+	con_header(rs, "X-Frame-Options", "%s", "DENY");
+	con_header(rs, "Cross-Origin-Opener-Policy", "%s", "same-origin");
 }
 
 static void set_cookie(struct mt_https_resp *rs, const char *name, const char *value,
                        const char *path, long max_age)
 {
 	if (max_age >= 0)
-		add_header(rs, "Set-Cookie", "%s=%s; Path=%s; Max-Age=%ld; Secure; HttpOnly; "
+		con_header(rs, "Set-Cookie", "%s=%s; Path=%s; Max-Age=%ld; Secure; HttpOnly; "
 		                             "SameSite=Strict",
 		           name, value, path, max_age);
 	else
-		add_header(rs, "Set-Cookie", "%s=%s; Path=%s; Secure; HttpOnly; SameSite=Strict", name,
+		con_header(rs, "Set-Cookie", "%s=%s; Path=%s; Secure; HttpOnly; SameSite=Strict", name,
 		           value, path);
 }
 
-static void send_page(struct mt_https_resp *rs, int status, struct out *o)
+void con_send_page(struct mt_https_resp *rs, int status, struct out *o)
 {
 	if (o->failed || o->p == NULL) {
-		out_free(o);
+		con_free(o);
 		rs->status = 500;
 		rs->content_type = "text/plain; charset=utf-8";
 		rs->body = (uint8_t *)strdup("the page could not be built\n");
@@ -481,48 +362,98 @@ static void send_page(struct mt_https_resp *rs, int status, struct out *o)
 	o->p = NULL;
 }
 
-static void redirect(struct mt_https_resp *rs, const char *to)
+void con_redirect(struct mt_https_resp *rs, const char *to)
 {
 	rs->status = 303;
-	add_header(rs, "Location", "%s", to);
+	con_header(rs, "Location", "%s", to);
 }
 
 /* ---- pages -------------------------------------------------------------------------- */
 
-static void page_start(const struct mt_console *c, struct out *o, const char *title,
-                       const struct session *s, bool refresh)
+/* The navigation of each role: the pages it may open. */
+static const struct {
+	unsigned roles;
+	const char *href, *label;
+} nav[] = {
+        {CON_ROLE(MT_ROLE_CLINICIAN), "/ward", "Ward"},
+        {CON_ROLE(MT_ROLE_BIOMED), "/fleet", "Fleet"},
+        {CON_ROLE(MT_ROLE_BIOMED), "/onboarding", "Onboarding"},
+        {CON_ROLE(MT_ROLE_ADMIN), "/admin", "Administration"},
+        {CON_ROLE(MT_ROLE_ADMIN) | CON_ROLE(MT_ROLE_AUDITOR), "/audit", "Audit"},
+};
+
+/* Where a role lands after sign-in. */
+static const char *home_of(enum mt_role r)
 {
-	out_lit(o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-	           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
-	if (refresh)
-		out_fmt(o, "<meta http-equiv=\"refresh\" content=\"%d; url=/ward?refresh=1\">",
-		        REFRESH_S);
-	out_lit(o, "<title>");
-	out_text(o, title);
-	out_lit(o, " \xe2\x80\x94 medtrust</title>"
-	           "<link rel=\"stylesheet\" href=\"/static/console.css\"></head><body>"
-	           "<header><span class=\"brand\">medtrust");
-	if (c->hospital[0] != '\0') {
-		out_lit(o, " \xc2\xb7 ");
-		out_text(o, c->hospital);
+	switch (r) {
+	case MT_ROLE_CLINICIAN: return "/ward";
+	case MT_ROLE_BIOMED: return "/fleet";
+	case MT_ROLE_ADMIN: return "/admin";
+	case MT_ROLE_AUDITOR: return "/audit";
 	}
-	out_lit(o, "</span>");
-	if (s != NULL) {
-		out_lit(o, "<span>");
-		out_text(o, s->user);
-		out_lit(o, " (");
-		out_text(o, mt_role_name(s->role));
-		out_lit(o, ")</span><form method=\"post\" action=\"/logout\">"
-		           "<input type=\"hidden\" name=\"csrf\" value=\"");
-		out_text(o, s->csrf);
-		out_lit(o, "\"><button type=\"submit\">Sign out</button></form>");
-	}
-	out_lit(o, "</header><main>");
+	return "/login";
 }
 
-static void page_end(struct out *o)
+void con_page_start(const struct mt_console *c, struct out *o, const char *title,
+                    const struct session *s, const char *scripts)
 {
-	out_lit(o, "</main></body></html>\n");
+	con_lit(o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
+	con_lit(o, "<title>");
+	con_text(o, title);
+	con_lit(o, " \xe2\x80\x94 medtrust</title>"
+	           "<link rel=\"stylesheet\" href=\"/static/console.css\">");
+	for (const char *p = scripts; p != NULL && *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		char name[64];
+
+		if (n > 0 && n < sizeof name) {
+			memcpy(name, p, n);
+			name[n] = '\0';
+			if (strstr(name, ".css") != NULL)
+				con_fmt(o, "<link rel=\"stylesheet\" href=\"/static/%s\">", name);
+			else
+				con_fmt(o, "<script src=\"/static/%s\" defer></script>", name);
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	con_lit(o, "</head><body><header><span class=\"brand\">medtrust");
+	if (c->hospital[0] != '\0') {
+		con_lit(o, " \xc2\xb7 ");
+		con_text(o, c->hospital);
+	}
+	con_lit(o, "</span>");
+	if (s != NULL) {
+		if (!s->must_change) {
+			con_lit(o, "<nav>");
+			for (size_t i = 0; i < sizeof nav / sizeof nav[0]; i++)
+				if (nav[i].roles & CON_ROLE(s->role))
+					con_fmt(o, "<a href=\"%s\">%s</a>", nav[i].href, nav[i].label);
+			con_lit(o, "</nav>");
+		}
+		con_lit(o, "<span id=\"live\" class=\"live\" hidden></span><span>");
+		con_text(o, s->user);
+		con_lit(o, " (");
+		con_text(o, mt_role_name(s->role));
+		con_lit(o, ")</span><form method=\"post\" action=\"/logout\">");
+		con_csrf_field(o, s);
+		con_lit(o, "<button type=\"submit\">Sign out</button></form>");
+	}
+	con_lit(o, "</header><main>");
+}
+
+void con_csrf_field(struct out *o, const struct session *s)
+{
+	con_lit(o, "<input type=\"hidden\" name=\"csrf\" value=\"");
+	con_text(o, s->csrf);
+	con_lit(o, "\">");
+}
+
+void con_page_end(struct out *o)
+{
+	con_lit(o, "</main></body></html>\n");
 }
 
 /* The sign-in page, with a fresh signed double-submit pair. */
@@ -537,15 +468,15 @@ static void login_page(struct mt_console *c, struct mt_https_resp *rs, int statu
 		return;
 	}
 	set_cookie(rs, COOKIE_LOGIN, cookie, "/login", LOGIN_CSRF_S);
-	page_start(c, &o, "Sign in", NULL, false);
-	out_lit(&o, "<form class=\"box\" method=\"post\" action=\"/login\" "
+	con_page_start(c, &o, "Sign in", NULL, NULL);
+	con_lit(&o, "<form class=\"box\" method=\"post\" action=\"/login\" "
 	            "accept-charset=\"UTF-8\"><h1>Sign in</h1>");
 	if (msg != NULL) {
-		out_lit(&o, "<p class=\"msg\" role=\"alert\">");
-		out_text(&o, msg);
-		out_lit(&o, "</p>");
+		con_lit(&o, "<p class=\"msg\" role=\"alert\">");
+		con_text(&o, msg);
+		con_lit(&o, "</p>");
 	}
-	out_lit(&o, "<label>User name<input name=\"user\" autocomplete=\"username\" required "
+	con_lit(&o, "<label>User name<input name=\"user\" autocomplete=\"username\" required "
 	            "maxlength=\"64\" autocapitalize=\"none\" spellcheck=\"false\" autofocus>"
 	            "</label><label>Password<input type=\"password\" name=\"password\" "
 	            "autocomplete=\"current-password\" required maxlength=\"256\"></label>"
@@ -553,10 +484,10 @@ static void login_page(struct mt_console *c, struct mt_https_resp *rs, int statu
 	            "autocomplete=\"one-time-code\" inputmode=\"numeric\" maxlength=\"6\" "
 	            "pattern=\"[0-9]{6}\"></label>"
 	            "<input type=\"hidden\" name=\"csrf\" value=\"");
-	out_text(&o, field);
-	out_lit(&o, "\"><button type=\"submit\">Sign in</button></form>");
-	page_end(&o);
-	send_page(rs, status, &o);
+	con_text(&o, field);
+	con_lit(&o, "\"><button type=\"submit\">Sign in</button></form>");
+	con_page_end(&o);
+	con_send_page(rs, status, &o);
 	OPENSSL_cleanse(cookie, sizeof cookie);
 }
 
@@ -565,49 +496,48 @@ static void password_page(struct mt_console *c, struct mt_https_resp *rs, int st
 {
 	struct out o = {0};
 
-	page_start(c, &o, "Change password", s, false);
-	out_lit(&o, "<form class=\"box\" method=\"post\" action=\"/password\" "
+	con_page_start(c, &o, "Change password", s, NULL);
+	con_lit(&o, "<form class=\"box\" method=\"post\" action=\"/password\" "
 	            "accept-charset=\"UTF-8\"><h1>Change password</h1>");
 	if (s->must_change)
-		out_lit(&o, "<p class=\"note\">You signed in with a one-time password: choose your "
+		con_lit(&o, "<p class=\"note\">You signed in with a one-time password: choose your "
 		            "own before you go on.</p>");
 	if (msg != NULL) {
-		out_lit(&o, "<p class=\"msg\" role=\"alert\">");
-		out_text(&o, msg);
-		out_lit(&o, "</p>");
+		con_lit(&o, "<p class=\"msg\" role=\"alert\">");
+		con_text(&o, msg);
+		con_lit(&o, "</p>");
 	}
-	out_lit(&o, "<label>Current password<input type=\"password\" name=\"current\" "
+	con_lit(&o, "<label>Current password<input type=\"password\" name=\"current\" "
 	            "autocomplete=\"current-password\" required maxlength=\"256\"></label>"
 	            "<label>New password (at least 12 characters)<input type=\"password\" "
 	            "name=\"new\" autocomplete=\"new-password\" required minlength=\"12\" "
 	            "maxlength=\"256\"></label><label>New password again<input type=\"password\" "
 	            "name=\"repeat\" autocomplete=\"new-password\" required minlength=\"12\" "
 	            "maxlength=\"256\"></label><input type=\"hidden\" name=\"csrf\" value=\"");
-	out_text(&o, s->csrf);
-	out_lit(&o, "\"><button type=\"submit\">Change password</button></form>");
-	page_end(&o);
-	send_page(rs, status, &o);
+	con_text(&o, s->csrf);
+	con_lit(&o, "\"><button type=\"submit\">Change password</button></form>");
+	con_page_end(&o);
+	con_send_page(rs, status, &o);
 }
 
-static void message_page(struct mt_console *c, struct mt_https_resp *rs, int status,
+void con_message(struct mt_console *c, struct mt_https_resp *rs, int status,
                          const struct session *s, const char *title, const char *text)
 {
 	struct out o = {0};
 
-	page_start(c, &o, title, s, false);
-	out_lit(&o, "<h1>");
-	out_text(&o, title);
-	out_lit(&o, "</h1><p>");
-	out_text(&o, text);
-	out_lit(&o, "</p>");
-	page_end(&o);
-	send_page(rs, status, &o);
+	con_page_start(c, &o, title, s, NULL);
+	con_lit(&o, "<h1>");
+	con_text(&o, title);
+	con_lit(&o, "</h1><p>");
+	con_text(&o, text);
+	con_lit(&o, "</p>");
+	con_page_end(&o);
+	con_send_page(rs, status, &o);
 }
 
 /* ---- audit ---------------------------------------------------------------------------- */
 
-__attribute__((format(printf, 7, 8))) static void
-audit(struct mt_console *c, const char *actor_user, const struct mt_https_req *rq,
+void con_audit(struct mt_console *c, const char *actor_user, const struct mt_https_req *rq,
       const char *action, const char *subject, enum mt_audit_outcome outcome, const char *fmt,
       ...)
 {
@@ -651,7 +581,7 @@ static int session_find(struct mt_console *c, const struct mt_https_req *rq, int
 	int found = -1;
 
 	if (mt_form_cookie(rq->cookie, COOKIE_SESSION, tok, sizeof tok) != MT_OK ||
-	    !token_shape(tok))
+	    !con_token_shape(tok))
 		return -1;
 	hash_text(tok, h);
 	OPENSSL_cleanse(tok, sizeof tok);
@@ -724,7 +654,7 @@ static bool session_new(struct mt_console *c, const struct mt_https_req *rq,
 	memcpy(s.user, u->name, sizeof s.user);
 	s.role = u->role;
 	s.must_change = u->must_change;
-	s.created = s.last_seen = now;
+	s.created = s.last_seen = s.authed = now;
 	pthread_mutex_lock(&c->sess_lock);
 	old = session_find(c, rq, now, false);
 	if (old >= 0)
@@ -872,7 +802,7 @@ static bool ghost_failed(struct mt_console *c, const char *name, int64_t now)
 
 /* ---- forms ------------------------------------------------------------------------------------ */
 
-static bool ctype_form(const char *ct)
+bool con_ctype_form(const char *ct)
 {
 	static const char want[] = "application/x-www-form-urlencoded";
 	size_t n = sizeof want - 1;
@@ -885,31 +815,31 @@ static bool ctype_form(const char *ct)
 }
 
 /* Parse the POST body into *f; false with the answer set on refusal. */
-static bool read_form(struct mt_console *c, const struct mt_https_req *rq,
+bool con_read_form(struct mt_console *c, const struct mt_https_req *rq,
                       struct mt_https_resp *rs, struct mt_form *f)
 {
 	f->n = 0;
-	if (!ctype_form(rq->content_type)) {
-		message_page(c, rs, 415, NULL, "Unsupported form", "The form was not sent as "
+	if (!con_ctype_form(rq->content_type)) {
+		con_message(c, rs, 415, NULL, "Unsupported form", "The form was not sent as "
 		             "application/x-www-form-urlencoded.");
 		return false;
 	}
 	if (rq->body_len > MT_FORM_BODY_MAX) {
-		message_page(c, rs, 413, NULL, "Form too large", "The form is larger than 4 KiB.");
+		con_message(c, rs, 413, NULL, "Form too large", "The form is larger than 4 KiB.");
 		return false;
 	}
 	if (mt_form_parse(rq->body, rq->body_len, f) != MT_OK) {
-		message_page(c, rs, 400, NULL, "Bad form", "The form could not be read.");
+		con_message(c, rs, 400, NULL, "Bad form", "The form could not be read.");
 		return false;
 	}
 	return true;
 }
 
-static void csrf_refused(struct mt_console *c, const struct mt_https_req *rq,
+void con_csrf_refused(struct mt_console *c, const struct mt_https_req *rq,
                          struct mt_https_resp *rs, const char *user)
 {
-	audit(c, user, rq, "console.csrf.refused", user, MT_AUDIT_REFUSED, "\"method\":\"POST\"");
-	message_page(c, rs, 403, NULL, "Request refused",
+	con_audit(c, user, rq, "console.csrf.refused", user, MT_AUDIT_REFUSED, "\"method\":\"POST\"");
+	con_message(c, rs, 403, NULL, "Request refused",
 	             "The form was stale or did not come from this console. Go back, reload the "
 	             "page and try again.");
 }
@@ -938,12 +868,12 @@ static void do_login(struct mt_console *c, const struct mt_https_req *rq,
 		rs->status = 503;
 		return;
 	}
-	if (!read_form(c, rq, rs, f))
+	if (!con_read_form(c, rq, rs, f))
 		goto out;
 	field = mt_form_get(f, "csrf");
 	if (mt_form_cookie(rq->cookie, COOKIE_LOGIN, cookie, sizeof cookie) != MT_OK ||
-	    !token_shape(cookie) || !login_mac(c, cookie, want) || !token_equal(field, want)) {
-		csrf_refused(c, rq, rs, NULL);
+	    !con_token_shape(cookie) || !login_mac(c, cookie, want) || !con_token_equal(field, want)) {
+		con_csrf_refused(c, rq, rs, NULL);
 		goto out;
 	}
 	user = mt_form_get(f, "user");
@@ -960,7 +890,7 @@ static void do_login(struct mt_console *c, const struct mt_https_req *rq,
 	if (source_blocked(c, rq->source, now, &audit_it, &count)) {
 		if (audit_it) {
 			(void)snprintf(ex, sizeof ex, "%" PRIu64, count);
-			audit(c, NULL, rq, "console.login", valid_name ? user : NULL, MT_AUDIT_REFUSED,
+			con_audit(c, NULL, rq, "console.login", valid_name ? user : NULL, MT_AUDIT_REFUSED,
 			      "\"user\":%s,\"reason\":\"source_throttled\",\"refused_in_a_row\":%s",
 			      js[0], ex);
 		}
@@ -986,7 +916,7 @@ static void do_login(struct mt_console *c, const struct mt_https_req *rq,
 		pthread_mutex_unlock(&c->login_lock);
 	}
 	if (e != MT_OK) {
-		audit(c, NULL, rq, "console.login", valid_name ? user : NULL, MT_AUDIT_ERROR,
+		con_audit(c, NULL, rq, "console.login", valid_name ? user : NULL, MT_AUDIT_ERROR,
 		      "\"user\":%s,\"reason\":\"users_unavailable\",\"error\":%s", js[0],
 		      mt_deploy_json_str(mt_err_str(e), js[1], sizeof js[1]));
 		login_page(c, rs, 503, "Sign-in is unavailable right now. Try again later.");
@@ -999,29 +929,29 @@ static void do_login(struct mt_console *c, const struct mt_https_req *rq,
 			goto out;
 		}
 		set_cookie(rs, COOKIE_LOGIN, "", "/login", 0);
-		audit(c, u.name, rq, "console.login", u.name, MT_AUDIT_OK,
+		con_audit(c, u.name, rq, "console.login", u.name, MT_AUDIT_OK,
 		      "\"user\":%s,\"role\":\"%s\",\"must_change\":%s", js[0], mt_role_name(u.role),
 		      u.must_change ? "true" : "false");
-		redirect(rs, u.must_change ? "/password" : "/ward");
+		con_redirect(rs, u.must_change ? "/password" : home_of(u.role));
 		OPENSSL_cleanse(&s, sizeof s);
 		break;
 	case MT_LOGIN_LOCKED_NOW:
 		source_failed(c, rq->source, now);
-		audit(c, NULL, rq, "console.login", valid_name ? user : NULL, MT_AUDIT_REFUSED,
+		con_audit(c, NULL, rq, "console.login", valid_name ? user : NULL, MT_AUDIT_REFUSED,
 		      "\"user\":%s,\"reason\":\"bad_credentials\"", js[0]);
 		(void)snprintf(ex, sizeof ex, "%d", MT_USERS_LOCK_S);
-		audit(c, NULL, rq, "console.lockout", valid_name ? user : NULL, MT_AUDIT_REFUSED,
+		con_audit(c, NULL, rq, "console.lockout", valid_name ? user : NULL, MT_AUDIT_REFUSED,
 		      "\"user\":%s,\"failures\":%d,\"locked_s\":%s", js[0], MT_USERS_MAX_FAILS, ex);
 		login_page(c, rs, 429, locked_text);
 		break;
 	case MT_LOGIN_LOCKED:
-		audit(c, NULL, rq, "console.login", valid_name ? user : NULL, MT_AUDIT_REFUSED,
+		con_audit(c, NULL, rq, "console.login", valid_name ? user : NULL, MT_AUDIT_REFUSED,
 		      "\"user\":%s,\"reason\":\"locked\"", js[0]);
 		login_page(c, rs, 429, locked_text);
 		break;
 	default:
 		source_failed(c, rq->source, now);
-		audit(c, NULL, rq, "console.login", valid_name ? user : NULL, MT_AUDIT_REFUSED,
+		con_audit(c, NULL, rq, "console.login", valid_name ? user : NULL, MT_AUDIT_REFUSED,
 		      "\"user\":%s,\"reason\":\"bad_credentials\"", js[0]);
 		login_page(c, rs, 401, bad_credentials);
 		break;
@@ -1045,10 +975,10 @@ static void do_password(struct mt_console *c, const struct mt_https_req *rq,
 		rs->status = 503;
 		return;
 	}
-	if (!read_form(c, rq, rs, f))
+	if (!con_read_form(c, rq, rs, f))
 		goto out;
-	if (!token_equal(mt_form_get(f, "csrf"), s->csrf)) {
-		csrf_refused(c, rq, rs, s->user);
+	if (!con_token_equal(mt_form_get(f, "csrf"), s->csrf)) {
+		con_csrf_refused(c, rq, rs, s->user);
 		goto out;
 	}
 	cur = mt_form_get(f, "current");
@@ -1070,28 +1000,28 @@ static void do_password(struct mt_console *c, const struct mt_https_req *rq,
 	if (verdict == MT_LOGIN_LOCKED || verdict == MT_LOGIN_LOCKED_NOW) {
 		session_drop_user(c, s->user);
 		set_cookie(rs, COOKIE_SESSION, "", "/", 0);
-		audit(c, s->user, rq, "console.password", s->user, MT_AUDIT_REFUSED,
+		con_audit(c, s->user, rq, "console.password", s->user, MT_AUDIT_REFUSED,
 		      "\"reason\":\"%s\"", verdict == MT_LOGIN_LOCKED ? "locked" : "bad_current");
 		if (verdict == MT_LOGIN_LOCKED_NOW)
-			audit(c, s->user, rq, "console.lockout", s->user, MT_AUDIT_REFUSED,
+			con_audit(c, s->user, rq, "console.lockout", s->user, MT_AUDIT_REFUSED,
 			      "\"failures\":%d,\"locked_s\":%d", MT_USERS_MAX_FAILS, MT_USERS_LOCK_S);
 		login_page(c, rs, 429, locked_text);
 		goto out;
 	}
 	if (verdict != MT_LOGIN_OK) {
-		audit(c, s->user, rq, "console.password", s->user, MT_AUDIT_REFUSED,
+		con_audit(c, s->user, rq, "console.password", s->user, MT_AUDIT_REFUSED,
 		      "\"reason\":\"bad_current\"");
 		password_page(c, rs, 401, s, "The current password is wrong.");
 		goto out;
 	}
 	if (e == MT_ERR_ARG && why != NULL) {
-		audit(c, s->user, rq, "console.password", s->user, MT_AUDIT_REFUSED,
+		con_audit(c, s->user, rq, "console.password", s->user, MT_AUDIT_REFUSED,
 		      "\"reason\":\"policy\"");
 		password_page(c, rs, 400, s, why);
 		goto out;
 	}
 	if (e != MT_OK) {
-		audit(c, s->user, rq, "console.password", s->user, MT_AUDIT_ERROR,
+		con_audit(c, s->user, rq, "console.password", s->user, MT_AUDIT_ERROR,
 		      "\"reason\":\"users_unavailable\"");
 		password_page(c, rs, 503, s, "The password could not be changed. Try again later.");
 		goto out;
@@ -1101,9 +1031,9 @@ static void do_password(struct mt_console *c, const struct mt_https_req *rq,
 		rs->status = 503;
 		goto out;
 	}
-	audit(c, s->user, rq, "console.password", s->user, MT_AUDIT_OK, "\"was_one_time\":%s",
+	con_audit(c, s->user, rq, "console.password", s->user, MT_AUDIT_OK, "\"was_one_time\":%s",
 	      s->must_change ? "true" : "false");
-	redirect(rs, "/ward");
+	con_redirect(rs, home_of(s->role));
 out:
 	mt_form_wipe(f);
 	free(f);
@@ -1118,16 +1048,16 @@ static void do_logout(struct mt_console *c, const struct mt_https_req *rq,
 		rs->status = 503;
 		return;
 	}
-	if (!read_form(c, rq, rs, f))
+	if (!con_read_form(c, rq, rs, f))
 		goto out;
-	if (!token_equal(mt_form_get(f, "csrf"), s->csrf)) {
-		csrf_refused(c, rq, rs, s->user);
+	if (!con_token_equal(mt_form_get(f, "csrf"), s->csrf)) {
+		con_csrf_refused(c, rq, rs, s->user);
 		goto out;
 	}
 	session_drop(c, rq, now);
 	set_cookie(rs, COOKIE_SESSION, "", "/", 0);
-	audit(c, s->user, rq, "console.logout", s->user, MT_AUDIT_OK, "\"session\":\"ended\"");
-	redirect(rs, "/login");
+	con_audit(c, s->user, rq, "console.logout", s->user, MT_AUDIT_OK, "\"session\":\"ended\"");
+	con_redirect(rs, "/login");
 out:
 	mt_form_wipe(f);
 	free(f);
@@ -1215,54 +1145,9 @@ static enum mt_err refresh_patient(struct mt_console *c, struct pcache *pc)
 	return MT_OK;
 }
 
-static void out_clock(struct out *o, uint64_t t_ms, time_t now)
-{
-	time_t t = (time_t)(t_ms / 1000);
-	struct tm tm, today;
-	char buf[32];
-
-	if (localtime_r(&t, &tm) == NULL || localtime_r(&now, &today) == NULL) {
-		out_lit(o, "<time>?</time>");
-		return;
-	}
-	if (tm.tm_year == today.tm_year && tm.tm_yday == today.tm_yday)
-		(void)strftime(buf, sizeof buf, "%H:%M:%S", &tm);
-	else
-		(void)strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
-	out_lit(o, "<time>");
-	out_text(o, buf);
-	out_lit(o, "</time>");
-}
-
 static void out_value(struct out *o, const struct latest *l)
 {
-	out_fmt(o, "%.*f", (int)l->places, l->v);
-}
-
-static void out_cell(struct out *o, const struct pcache *pc, int q, time_t now)
-{
-	const struct latest *l = pc ? &pc->q[q] : NULL;
-
-	if (l == NULL || !l->has) {
-		out_lit(o, "<td class=\"none\">\xe2\x80\x94</td>");
-		return;
-	}
-	out_lit(o, "<td><span class=\"v\">");
-	out_value(o, l);
-	if (q == Q_SYS) {
-		const struct latest *d = &pc->q[Q_DIA];
-
-		out_lit(o, "/");
-		if (d->has)
-			out_value(o, d);
-		else
-			out_lit(o, "\xe2\x80\x94");
-	}
-	out_lit(o, "</span> <span class=\"u\">");
-	out_text(o, qtys[q].unit);
-	out_lit(o, "</span>");
-	out_clock(o, l->t_ms, now);
-	out_lit(o, "</td>");
+	con_fmt(o, "%.*f", (int)l->places, l->v);
 }
 
 struct row {
@@ -1271,7 +1156,142 @@ struct row {
 	size_t n_devs;
 	struct pcache pc;
 	bool has_pc;
+	struct mt_news2_row n2; /* the newest score; at_ms 0: none */
 };
+
+/* The open alarms of the wards shown (for the first paint of the tiles;
+ * the live stream keeps them current). */
+#define ALARMS_SHOWN 512
+#define N2_ROWS 1024               /* NEWS2 rows read for the newest */
+#define N2_SINCE_MS (15 * 60 * 1000ull)
+struct alarm_brief {
+	int64_t id, patient;
+	unsigned prio;
+	bool acked;
+	char text[MT_ALARM_TEXT_MAX];
+};
+struct alarm_set {
+	struct alarm_brief *a;
+	size_t n;
+};
+
+static enum mt_err alarm_keep(void *ctx, const struct mt_alarm *a)
+{
+	struct alarm_set *set = ctx;
+	struct alarm_brief *b;
+
+	if (a->patient_id < 1 || set->n >= ALARMS_SHOWN)
+		return MT_OK;
+	b = &set->a[set->n++];
+	b->id = a->id;
+	b->patient = a->patient_id;
+	b->prio = a->prio;
+	b->acked = strcmp(a->state, "acknowledged") == 0;
+	(void)snprintf(b->text, sizeof b->text, "%s", a->text);
+	return MT_OK;
+}
+
+static const char *prio_word(unsigned p)
+{
+	return p == MT_PRIO_HIGH ? "high" : p == MT_PRIO_MEDIUM ? "medium" : p == MT_PRIO_LOW ? "low"
+	                                                                                   : "none";
+}
+
+/* NEWS2's clinical response band (clinical.md §2): 0 none, 1-4 low, a
+ * single parameter of 3 low-medium, 5-6 medium, 7+ high. */
+static const char *news2_band(const struct mt_news2_row *n)
+{
+	if (n->score >= 7)
+		return "high";
+	if (n->score >= 5)
+		return "medium";
+	if (n->any_three)
+		return "lowmed";
+	return n->score > 0 ? "low" : "zero";
+}
+
+/* One alarm as the tiles and the patient page show it: its priority's
+ * colour, flashing while unacknowledged (IEC 60601-1-8), a button to
+ * acknowledge it. */
+static void alarm_item(struct out *o, const struct alarm_brief *b)
+{
+	con_fmt(o, "<li class=\"alarm p-%s%s\" data-alarm=\"%" PRId64 "\"><span class=\"at\">",
+	        prio_word(b->prio), b->acked ? " acked" : "", b->id);
+	con_text(o, b->text);
+	con_lit(o, "</span>");
+	if (b->acked)
+		con_lit(o, " <span class=\"ackd\">acknowledged</span>");
+	else
+		con_fmt(o, " <button type=\"button\" class=\"ack\" data-ack=\"%" PRId64
+		        "\">Acknowledge</button>", b->id);
+	con_lit(o, "</li>");
+}
+
+static void ward_tile(struct out *o, const struct row *r, const struct alarm_brief *alarms,
+                      size_t n_alarms, int64_t now, uint64_t now_ms)
+{
+	static const int cols[] = {Q_HR, Q_SPO2, Q_RR, Q_TEMP, Q_SYS, Q_GLU};
+	uint64_t rx = r->has_pc ? r->pc.newest_rx_ms : 0;
+	bool stale = rx == 0 || (now_ms > rx && now_ms - rx > (uint64_t)STALE_S * 1000);
+
+	con_fmt(o, "<article class=\"tile%s\" id=\"p%" PRId64 "\" data-patient=\"%" PRId64
+	        "\" data-rx=\"%" PRIu64 "\"><a class=\"who\" href=\"/patient/%" PRId64
+	        "\"><span class=\"bed\">",
+	        stale ? " stale" : "", r->p.id, r->p.id, rx, r->p.id);
+	con_text(o, r->p.bed[0] ? r->p.bed : "\xe2\x80\x94");
+	con_lit(o, "</span> <span class=\"name\">");
+	con_text(o, r->p.name);
+	con_lit(o, "</span> <span class=\"mrn\">");
+	con_text(o, r->p.mrn);
+	con_lit(o, "</span></a>");
+	if (r->n2.at_ms != 0)
+		con_fmt(o, "<div class=\"news2 b-%s\" data-news2><span>NEWS2</span> <b>%d</b></div>",
+		        news2_band(&r->n2), r->n2.score);
+	else
+		con_lit(o, "<div class=\"news2 b-none\" data-news2><span>NEWS2</span> <b>\xe2\x80\x94"
+		           "</b></div>");
+	con_lit(o, "<div class=\"vals\">");
+	for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+		int q = cols[k];
+		const struct latest *l = r->has_pc ? &r->pc.q[q] : NULL;
+
+		con_fmt(o, "<div class=\"q\"><span class=\"l\">%s</span> <span class=\"v\">",
+		        qtys[q].label);
+		con_fmt(o, "<span data-c=\"%" PRIu32 "\" data-p=\"%u\">", qtys[q].code,
+		        (unsigned)qtys[q].places);
+		if (l != NULL && l->has)
+			out_value(o, l);
+		else
+			con_lit(o, "\xe2\x80\x94");
+		con_lit(o, "</span>");
+		if (q == Q_SYS) {
+			const struct latest *d = r->has_pc ? &r->pc.q[Q_DIA] : NULL;
+
+			con_fmt(o, "/<span data-c=\"%" PRIu32 "\" data-p=\"0\">", qtys[Q_DIA].code);
+			if (d != NULL && d->has)
+				out_value(o, d);
+			else
+				con_lit(o, "\xe2\x80\x94");
+			con_lit(o, "</span>");
+		}
+		con_lit(o, "</span> <span class=\"u\">");
+		con_text(o, qtys[q].unit);
+		con_lit(o, "</span></div>");
+	}
+	con_lit(o, "</div><ul class=\"alarms\" data-alarms>");
+	for (size_t i = 0; i < n_alarms; i++)
+		if (alarms[i].patient == r->p.id)
+			alarm_item(o, &alarms[i]);
+	con_lit(o, "</ul><p class=\"fresh\" data-fresh>");
+	if (rx == 0)
+		con_lit(o, "no data yet");
+	else if (stale)
+		con_fmt(o, "no data for %" PRIu64 " s", (now_ms - rx) / 1000);
+	else
+		con_fmt(o, "%" PRIu64 " s ago", now_ms > rx ? (now_ms - rx) / 1000 : 0);
+	con_lit(o, "</p></article>");
+	(void)now;
+}
 
 static int bed_cmp(const char *a, const char *b)
 {
@@ -1299,24 +1319,35 @@ static int row_cmp(const void *pa, const void *pb)
 static void ward_page(struct mt_console *c, const struct mt_https_req *rq,
                       struct mt_https_resp *rs, struct session *s, int64_t now)
 {
-	static const int cols[] = {Q_HR, Q_PR, Q_SPO2, Q_RR, Q_TEMP, Q_SYS, Q_GLU};
 	struct row *rows = NULL;
-	size_t n = 0, total = 0, shown = 0, failed = 0;
+	size_t n = 0, total = 0, shown = 0, failed = 0, n_alarms = 0;
 	struct out o = {0};
 	uint64_t now_ms = mt_deploy_now_ms();
 	enum mt_err e = MT_OK;
+	struct mt_live_filter lf;
+	struct alarm_set set = {NULL, 0};
+	struct mt_news2_row *n2 = NULL;
+	struct alarm_brief *alarms = NULL;
 	bool audit_view;
 
+	if (!con_session_filter(c, s, &lf)) {
+		con_message(c, rs, 503, s, "Wards unavailable", "Your wards could not be read just now.");
+		return;
+	}
 	pthread_mutex_lock(&c->store_lock);
 	if (c->store == NULL) {
 		pthread_mutex_unlock(&c->store_lock);
-		message_page(c, rs, 503, s, "Readings unavailable",
+		con_message(c, rs, 503, s, "Readings unavailable",
 		             "The readings store could not be opened; see the hub's log.");
 		return;
 	}
 	e = mt_store_patient_ids(c->store, c->ids, PATIENTS_MAX, &total);
 	n = e == MT_OK ? (total < PATIENTS_MAX ? total : PATIENTS_MAX) : 0;
-	if (n > 0) {
+	n2 = calloc(N2_ROWS, sizeof *n2);
+	alarms = calloc(ALARMS_SHOWN, sizeof *alarms);
+	if (n2 == NULL || alarms == NULL)
+		e = MT_ERR_NOMEM;
+	if (n > 0 && e == MT_OK) {
 		rows = calloc(n, sizeof *rows);
 		if (rows == NULL)
 			e = MT_ERR_NOMEM;
@@ -1324,6 +1355,7 @@ static void ward_page(struct mt_console *c, const struct mt_https_req *rq,
 	for (size_t i = 0; e == MT_OK && i < n; i++) {
 		struct row *r = &rows[shown];
 		struct pcache *pc;
+		size_t k = 0;
 		enum mt_err pe = mt_store_patient_get(c->store, c->ids[i], &r->p);
 
 		if (pe != MT_OK) {
@@ -1331,6 +1363,10 @@ static void ward_page(struct mt_console *c, const struct mt_https_req *rq,
 			failed++;
 			if (pe != MT_ERR_STORE_TAMPERED && pe != MT_ERR_NOT_FOUND)
 				e = pe;
+			continue;
+		}
+		if (!con_filter_allows(&lf, r->p.ward)) { /* not a ward of this clinician's (F09) */
+			mt_wipe(&r->p, sizeof r->p);
 			continue;
 		}
 		pe = mt_store_patient_devices(c->store, r->p.id, r->devs, DEVICES_SHOWN, &r->n_devs);
@@ -1341,17 +1377,26 @@ static void ward_page(struct mt_console *c, const struct mt_https_req *rq,
 			r->pc = *pc;
 			r->has_pc = true;
 		}
+		if (mt_store_news2_history(c->store, r->p.id, now_ms - N2_SINCE_MS, n2, N2_ROWS, &k) ==
+		            MT_OK &&
+		    k > 0)
+			r->n2 = n2[k - 1];
 		shown++;
 	}
+	set.a = alarms;
+	if (e == MT_OK && mt_store_alarms(c->store, true, 0, ALARMS_SHOWN, alarm_keep, &set) != MT_OK)
+		set.n = 0; /* the stream brings them */
+	n_alarms = set.n;
 	pthread_mutex_unlock(&c->store_lock);
+	free(n2);
 	if (e != MT_OK) {
 		if (rows != NULL)
 			mt_wipe(rows, n * sizeof *rows);
 		free(rows);
+		free(alarms);
 		fprintf(stderr, "medtrustd: console: reading the ward: %s\n", mt_err_str(e));
-		message_page(c, rs, 503, s, "Readings unavailable",
-		             "The readings store could not be read just now; the page will try "
-		             "again.");
+		con_message(c, rs, 503, s, "Readings unavailable",
+		             "The readings store could not be read just now; try again.");
 		return;
 	}
 	if (shown > 1)
@@ -1367,84 +1412,54 @@ static void ward_page(struct mt_console *c, const struct mt_https_req *rq,
 	}
 	pthread_mutex_unlock(&c->sess_lock);
 	if (audit_view)
-		audit(c, s->user, rq, "console.ward.view", NULL, MT_AUDIT_OK, "\"patients\":%zu",
+		con_audit(c, s->user, rq, "console.ward.view", NULL, MT_AUDIT_OK, "\"patients\":%zu",
 		      shown);
 
-	page_start(c, &o, "Wards", s, true);
-	out_lit(&o, "<h1>Wards</h1>");
+	con_page_start(c, &o, "Wards", s, "console.js ward.js");
+	con_fmt(&o, "<div id=\"board\" data-now=\"%" PRIu64 "\" data-stale=\"%d\" data-csrf=\"",
+	        now_ms, STALE_S);
+	con_text(&o, s->csrf);
+	con_lit(&o, "\"><h1>Wards</h1><p id=\"broken\" class=\"broken\" role=\"alert\" hidden>"
+	            "Live updates interrupted \xe2\x80\x94 the values below may be old. "
+	            "Reconnecting\xe2\x80\xa6</p>");
 	if (shown == 0)
-		out_lit(&o, "<p class=\"none\">No patients yet.</p>");
+		con_lit(&o, "<p class=\"none\">No patients on your wards.</p>");
 	for (size_t i = 0; i < shown; i++) {
 		const struct row *r = &rows[i];
 
 		if (i == 0 || strcmp(r->p.ward, rows[i - 1].p.ward) != 0) {
 			if (i > 0)
-				out_lit(&o, "</tbody></table></section>");
-			out_lit(&o, "<section><h2>");
-			out_text(&o, r->p.ward[0] ? r->p.ward : "(no ward)");
-			out_lit(&o, "</h2><table><thead><tr><th>Bed</th><th>Patient</th><th>MRN</th>"
-			            "<th>Device</th>");
-			for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
-				out_lit(&o, "<th>");
-				out_text(&o, qtys[cols[k]].label);
-				out_lit(&o, "</th>");
-			}
-			out_lit(&o, "<th>Data</th></tr></thead><tbody>");
+				con_lit(&o, "</div></section>");
+			con_lit(&o, "<section class=\"ward\"><h2>");
+			con_text(&o, r->p.ward[0] ? r->p.ward : "(no ward)");
+			con_lit(&o, "</h2><div class=\"tiles\">");
 		}
-		out_lit(&o, "<tr><td>");
-		out_text(&o, r->p.bed);
-		out_lit(&o, "</td><td>");
-		out_text(&o, r->p.name);
-		out_lit(&o, "</td><td>");
-		out_text(&o, r->p.mrn);
-		out_lit(&o, "</td><td>");
-		if (r->n_devs == 0)
-			out_lit(&o, "<span class=\"none\">none</span>");
-		for (size_t k = 0; k < r->n_devs; k++) {
-			out_lit(&o, "<span class=\"dev\">");
-			out_text(&o, r->devs[k]);
-			out_lit(&o, "</span>");
-			if (k + 1 < r->n_devs)
-				out_lit(&o, "<br>");
-		}
-		out_lit(&o, "</td>");
-		for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++)
-			out_cell(&o, r->has_pc ? &r->pc : NULL, cols[k], (time_t)now);
-		if (!r->has_pc || r->pc.newest_rx_ms == 0) {
-			out_lit(&o, "<td class=\"none\">no data yet</td>");
-		} else {
-			uint64_t age = now_ms > r->pc.newest_rx_ms ? (now_ms - r->pc.newest_rx_ms) / 1000
-			                                           : 0;
-
-			if (age > STALE_S)
-				out_fmt(&o, "<td class=\"stale\">no data for %" PRIu64 " s</td>", age);
-			else
-				out_fmt(&o, "<td><span class=\"t\">%" PRIu64 " s ago</span></td>", age);
-		}
-		out_lit(&o, "</tr>");
+		ward_tile(&o, r, alarms, n_alarms, now, now_ms);
 	}
 	if (shown > 0)
-		out_lit(&o, "</tbody></table></section>");
+		con_lit(&o, "</div></section>");
 	if (total > n || failed > 0)
-		out_fmt(&o, "<p class=\"note\">%zu of %zu patients shown%s.</p>", shown, total,
+		con_fmt(&o, "<p class=\"note\">%zu of %zu patients shown%s.</p>", shown, total,
 		        failed ? " (some records could not be decrypted; see verify-record)" : "");
-	out_lit(&o, "<footer>The newest value of each quantity, with the time the device "
-	            "measured it. \xe2\x80\x9cNo data\xe2\x80\x9d: no reading reached the hub "
-	            "for over ");
-	out_fmt(&o, "%d s (the device may be offline). This page refreshes every %d s.</footer>",
-	        STALE_S, REFRESH_S);
-	page_end(&o);
+	con_lit(&o, "</div><footer>Each tile shows the newest value of each quantity, live. "
+	            "A tile turns grey with \xe2\x80\x9cno data\xe2\x80\x9d when no reading reached "
+	            "the hub for over ");
+	con_fmt(&o, "%d s (the device may be offline). Alarms flash: red high priority, yellow "
+	        "medium; an acknowledged alarm stays lit without flashing.</footer>",
+	        STALE_S);
+	con_page_end(&o);
 	if (rows != NULL)
 		mt_wipe(rows, n * sizeof *rows);
 	free(rows);
-	send_page(rs, 200, &o);
+	free(alarms);
+	con_send_page(rs, 200, &o);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------------- */
 
 /* ---- the live stream and alarms (JSON; docs/alarms.md) -------------------------------------- */
 
-static void api_answer(struct mt_https_resp *rs, int status, char *json)
+void con_api_answer(struct mt_https_resp *rs, int status, char *json)
 {
 	rs->status = json != NULL ? status : 503;
 	rs->content_type = "application/json";
@@ -1452,12 +1467,12 @@ static void api_answer(struct mt_https_resp *rs, int status, char *json)
 	rs->body_len = json != NULL ? strlen(json) : 0;
 }
 
-static void api_error(struct mt_https_resp *rs, int status, const char *why)
+void con_api_error(struct mt_https_resp *rs, int status, const char *why)
 {
 	char buf[256];
 
 	(void)snprintf(buf, sizeof buf, "{\"error\":\"%s\"}", why);
-	api_answer(rs, status, strdup(buf));
+	con_api_answer(rs, status, strdup(buf));
 }
 
 static enum mt_err ward_add(void *ctx, const char *ward)
@@ -1471,7 +1486,7 @@ static enum mt_err ward_add(void *ctx, const char *ward)
 
 /* What a session may see: every ward (admin, biomed, auditor), or a
  * clinician's own wards (F13). */
-static bool session_filter(struct mt_console *c, const struct session *s,
+bool con_session_filter(struct mt_console *c, const struct session *s,
                            struct mt_live_filter *f)
 {
 	bool ok;
@@ -1488,7 +1503,7 @@ static bool session_filter(struct mt_console *c, const struct session *s,
 	return ok;
 }
 
-static bool filter_allows(const struct mt_live_filter *f, const char *ward)
+bool con_filter_allows(const struct mt_live_filter *f, const char *ward)
 {
 	if (f->all)
 		return true;
@@ -1519,16 +1534,16 @@ static void api_stream(struct mt_console *c, const struct mt_https_req *rq,
 
 	if (c->live == NULL || sc == NULL) {
 		free(sc);
-		api_error(rs, 503, "no live stream on this hub");
+		con_api_error(rs, 503, "no live stream on this hub");
 		return;
 	}
-	if (!session_filter(c, s, &sc->f)) {
+	if (!con_session_filter(c, s, &sc->f)) {
 		free(sc);
-		api_error(rs, 503, "wards unavailable");
+		con_api_error(rs, 503, "wards unavailable");
 		return;
 	}
 	sc->live = c->live;
-	audit(c, s->user, rq, "console.stream.open", s->user, MT_AUDIT_OK,
+	con_audit(c, s->user, rq, "console.stream.open", s->user, MT_AUDIT_OK,
 	      "\"wards\":%zu,\"all\":%s", sc->f.n_wards, sc->f.all ? "true" : "false");
 	rs->status = 200;
 	rs->content_type = "text/event-stream";
@@ -1550,7 +1565,7 @@ static enum mt_err alarm_json(void *ctx, const struct mt_alarm *a)
 
 	if (a->patient_id > 0)
 		mt_clinical_patient_ward(l->c->clin, a->patient_id, ward, sizeof ward);
-	if (!filter_allows(&l->f, ward))
+	if (!con_filter_allows(&l->f, ward))
 		return MT_OK;
 	(void)snprintf(line, sizeof line,
 	               "%s{\"alarm\":%" PRId64 ",\"patient\":%" PRId64 ",\"ward\":%s,"
@@ -1561,7 +1576,7 @@ static enum mt_err alarm_json(void *ctx, const struct mt_alarm *a)
 	               mt_deploy_json_str(ward, wj, sizeof wj), a->dev, a->cond, a->type, a->prio,
 	               a->state, mt_deploy_json_str(a->text, text, sizeof text), a->raised_ms,
 	               a->acked_ms, a->acked_by, a->escalated_ms, a->readings);
-	out_lit(&l->o, line);
+	con_lit(&l->o, line);
 	l->n++;
 	return MT_OK;
 }
@@ -1575,18 +1590,18 @@ static void api_alarms(struct mt_console *c, const struct mt_https_req *rq,
 
 	memset(&l, 0, sizeof l);
 	l.c = c;
-	if (c->clin == NULL || c->store == NULL || !session_filter(c, s, &l.f)) {
-		api_error(rs, 503, "alarms unavailable");
+	if (c->clin == NULL || c->store == NULL || !con_session_filter(c, s, &l.f)) {
+		con_api_error(rs, 503, "alarms unavailable");
 		return;
 	}
-	out_lit(&l.o, "{\"alarms\":[");
+	con_lit(&l.o, "{\"alarms\":[");
 	pthread_mutex_lock(&c->store_lock);
 	e = mt_store_alarms(c->store, !all, 0, 500, alarm_json, &l);
 	pthread_mutex_unlock(&c->store_lock);
-	out_lit(&l.o, "]}");
+	con_lit(&l.o, "]}");
 	if (e != MT_OK || l.o.failed) {
-		out_free(&l.o);
-		api_error(rs, 503, "alarms unavailable");
+		con_free(&l.o);
+		con_api_error(rs, 503, "alarms unavailable");
 		return;
 	}
 	rs->status = 200;
@@ -1611,16 +1626,16 @@ static void api_ack(struct mt_console *c, const struct mt_https_req *rq,
 	enum mt_err e;
 	bool ok;
 
-	if (!ctype_form(rq->content_type) || rq->body_len > MT_FORM_BODY_MAX ||
+	if (!con_ctype_form(rq->content_type) || rq->body_len > MT_FORM_BODY_MAX ||
 	    mt_form_parse(rq->body, rq->body_len, &f) != MT_OK) {
-		api_error(rs, 400, "bad form");
+		con_api_error(rs, 400, "bad form");
 		return;
 	}
 	csrf = mt_form_get(&f, "csrf");
-	if (csrf == NULL || !token_shape(csrf) || !token_equal(csrf, s->csrf)) {
-		audit(c, s->user, rq, "console.csrf.refused", s->user, MT_AUDIT_REFUSED,
+	if (csrf == NULL || !con_token_shape(csrf) || !con_token_equal(csrf, s->csrf)) {
+		con_audit(c, s->user, rq, "console.csrf.refused", s->user, MT_AUDIT_REFUSED,
 		      "\"method\":\"POST\"");
-		api_error(rs, 403, "missing or wrong CSRF token");
+		con_api_error(rs, 403, "missing or wrong CSRF token");
 		return;
 	}
 	id_s = mt_form_get(&f, "id");
@@ -1632,37 +1647,218 @@ static void api_ack(struct mt_console *c, const struct mt_https_req *rq,
 		id = id * 10 + (*q - '0');
 	}
 	if (id < 1 || c->clin == NULL || c->store == NULL) {
-		api_error(rs, 400, "no such alarm");
+		con_api_error(rs, 400, "no such alarm");
 		return;
 	}
 	pthread_mutex_lock(&c->store_lock);
 	e = mt_store_alarm_get(c->store, id, &a);
 	pthread_mutex_unlock(&c->store_lock);
 	if (e != MT_OK) {
-		api_error(rs, 404, "no such alarm");
+		con_api_error(rs, 404, "no such alarm");
 		return;
 	}
 	if (a.patient_id > 0)
 		mt_clinical_patient_ward(c->clin, a.patient_id, ward, sizeof ward);
-	ok = (s->role == MT_ROLE_CLINICIAN && session_filter(c, s, &lf) &&
-	      filter_allows(&lf, ward)) ||
+	ok = (s->role == MT_ROLE_CLINICIAN && con_session_filter(c, s, &lf) &&
+	      con_filter_allows(&lf, ward)) ||
 	     (s->role == MT_ROLE_BIOMED && strcmp(a.type, "ST") == 0);
 	if (!ok) {
-		audit(c, s->user, rq, "alarm.ack", s->user, MT_AUDIT_REFUSED,
+		con_audit(c, s->user, rq, "alarm.ack", s->user, MT_AUDIT_REFUSED,
 		      "\"alarm\":%" PRId64 ",\"role\":\"%s\"", id, mt_role_name(s->role));
-		api_error(rs, 403, "your role may not acknowledge this alarm");
+		con_api_error(rs, 403, "your role may not acknowledge this alarm");
 		return;
 	}
 	e = mt_clinical_ack(c->clin, id, s->user);
 	if (e == MT_ERR_REFUSED) {
-		api_error(rs, 409, "the alarm is not active");
+		con_api_error(rs, 409, "the alarm is not active");
 		return;
 	}
 	if (e != MT_OK) {
-		api_error(rs, 503, "the acknowledgement could not be recorded");
+		con_api_error(rs, 503, "the acknowledgement could not be recorded");
 		return;
 	}
-	api_error(rs, 200, "acknowledged");
+	con_api_error(rs, 200, "acknowledged");
+}
+
+/* ---- shared by the views (console_int.h) ------------------------------------------ */
+
+void con_json(struct out *o, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	char *buf;
+
+	if (n > PAGE_MAX / 7 || o->failed) {
+		o->failed = true;
+		return;
+	}
+	buf = malloc(6 * n + 3);
+	if (buf == NULL) {
+		o->failed = true;
+		return;
+	}
+	con_lit(o, mt_deploy_json_str(s ? s : "", buf, 6 * n + 3));
+	free(buf);
+}
+
+void con_send_json(struct mt_https_resp *rs, int status, struct out *o)
+{
+	if (o->failed || o->p == NULL) {
+		con_free(o);
+		con_api_error(rs, 503, "the answer could not be built");
+		return;
+	}
+	rs->status = status;
+	rs->content_type = "application/json";
+	rs->body = (uint8_t *)o->p;
+	rs->body_len = o->n;
+	o->p = NULL;
+}
+
+bool con_csrf_ok(struct mt_console *c, const struct mt_https_req *rq, struct mt_https_resp *rs,
+                 const struct session *s, const struct mt_form *f)
+{
+	const char *t = mt_form_get(f, "csrf");
+
+	if (t != NULL && con_token_shape(t) && con_token_equal(t, s->csrf))
+		return true;
+	con_csrf_refused(c, rq, rs, s->user);
+	return false;
+}
+
+int64_t con_parse_id(const char *s)
+{
+	int64_t v = 0;
+
+	if (s == NULL || *s == '\0' || *s == '0')
+		return 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+			return 0;
+		v = v * 10 + (*s - '0');
+	}
+	return v;
+}
+
+/* A path of ours to come back to: '/', then letters, digits, '/', '-',
+ * '_' — no scheme, no host, no "//", no query. */
+static bool back_path(const char *p)
+{
+	if (p == NULL || p[0] != '/' || p[1] == '/' || strlen(p) > 128)
+		return false;
+	for (const char *q = p; *q; q++)
+		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+		      *q == '/' || *q == '-' || *q == '_'))
+			return false;
+	return true;
+}
+
+bool con_recent_auth(struct mt_console *c, struct mt_https_resp *rs, const struct session *s,
+                     int64_t now, const char *back)
+{
+	if (now - s->authed < c->reauth_s && now >= s->authed)
+		return true;
+	if (back_path(back))
+		con_header(rs, "Location", "/reauth?next=%s", back);
+	else
+		con_header(rs, "Location", "%s", "/reauth");
+	rs->status = 303;
+	return false;
+}
+
+static void reauth_page(struct mt_console *c, struct mt_https_resp *rs, int status,
+                        const struct session *s, const char *next, const char *msg)
+{
+	struct out o = {0};
+
+	con_page_start(c, &o, "Confirm it is you", s, NULL);
+	con_lit(&o, "<form class=\"box\" method=\"post\" action=\"/reauth\"><h1>Confirm it is "
+	            "you</h1><p>This change needs your password again (it was last given over ");
+	con_fmt(&o, "%" PRId64 " minutes ago).</p>", c->reauth_s / 60);
+	if (msg != NULL) {
+		con_lit(&o, "<p class=\"msg\" role=\"alert\">");
+		con_text(&o, msg);
+		con_lit(&o, "</p>");
+	}
+	con_lit(&o, "<label>Password<input type=\"password\" name=\"password\" "
+	            "autocomplete=\"current-password\" required autofocus></label>"
+	            "<label>Code (if you have a second factor)<input name=\"code\" "
+	            "inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"6\"></label>"
+	            "<input type=\"hidden\" name=\"next\" value=\"");
+	con_text(&o, back_path(next) ? next : home_of(s->role));
+	con_lit(&o, "\">");
+	con_csrf_field(&o, s);
+	con_lit(&o, "<button type=\"submit\">Confirm</button></form>");
+	con_page_end(&o);
+	con_send_page(rs, status, &o);
+}
+
+/* GET /reauth?next=PATH, POST /reauth (password, code, next, csrf): the
+ * password again, counted toward the lockout like a sign-in (F01, F10). */
+static void do_reauth(struct mt_console *c, const struct mt_https_req *rq,
+                      struct mt_https_resp *rs, struct session *s, int64_t now)
+{
+	struct mt_form *f = calloc(1, sizeof *f);
+	enum mt_login verdict = MT_LOGIN_BAD;
+	struct mt_user u;
+	const char *pw, *code, *next;
+	enum mt_err e;
+	int i;
+
+	if (f == NULL) {
+		rs->status = 503;
+		return;
+	}
+	if (strcmp(rq->method, "GET") == 0) {
+		next = NULL;
+		if (rq->query != NULL && mt_form_parse((const uint8_t *)rq->query, strlen(rq->query),
+		                                        f) == MT_OK)
+			next = mt_form_get(f, "next");
+		reauth_page(c, rs, 200, s, next, NULL);
+		goto out;
+	}
+	if (!con_read_form(c, rq, rs, f) || !con_csrf_ok(c, rq, rs, s, f))
+		goto out;
+	pw = mt_form_get(f, "password");
+	code = mt_form_get(f, "code");
+	next = mt_form_get(f, "next");
+	if (code != NULL && code[0] == '\0')
+		code = NULL;
+	if (pw == NULL || pw[0] == '\0') {
+		reauth_page(c, rs, 400, s, next, "Give your password.");
+		goto out;
+	}
+	memset(&u, 0, sizeof u);
+	pthread_mutex_lock(&c->login_lock);
+	e = mt_users_sign_in(c->users, s->user, pw, code, c->kek, now, &verdict, &u);
+	pthread_mutex_unlock(&c->login_lock);
+	OPENSSL_cleanse(&u, sizeof u);
+	if (e != MT_OK || verdict != MT_LOGIN_OK) {
+		con_audit(c, s->user, rq, "console.reauth", s->user,
+		          e != MT_OK ? MT_AUDIT_ERROR : MT_AUDIT_REFUSED, "\"reason\":\"%s\"",
+		          e != MT_OK ? "users_unavailable"
+		          : verdict == MT_LOGIN_OK ? "?"
+		          : (verdict == MT_LOGIN_LOCKED || verdict == MT_LOGIN_LOCKED_NOW)
+		                  ? "locked"
+		                  : "bad_credentials");
+		if (verdict == MT_LOGIN_LOCKED || verdict == MT_LOGIN_LOCKED_NOW) {
+			session_drop_user(c, s->user);
+			con_redirect(rs, "/login");
+		} else {
+			reauth_page(c, rs, e != MT_OK ? 503 : 401, s, next, bad_credentials);
+		}
+		goto out;
+	}
+	pthread_mutex_lock(&c->sess_lock);
+	i = session_find(c, rq, now, true);
+	if (i >= 0)
+		c->sess[i].authed = now;
+	pthread_mutex_unlock(&c->sess_lock);
+	con_audit(c, s->user, rq, "console.reauth", s->user, MT_AUDIT_OK, "\"role\":\"%s\"",
+	          mt_role_name(s->role));
+	con_redirect(rs, back_path(next) ? next : home_of(s->role));
+out:
+	mt_form_wipe(f);
+	free(f);
 }
 
 void mt_console_set_clinical(struct mt_console *c, struct mt_live *live, struct mt_clinical *clin)
@@ -1673,11 +1869,110 @@ void mt_console_set_clinical(struct mt_console *c, struct mt_live *live, struct 
 	c->clin = clin;
 }
 
+/* ---- the router ------------------------------------------------------------------------------ */
+
+#define R_CLIN CON_ROLE(MT_ROLE_CLINICIAN)
+#define R_BIOMED CON_ROLE(MT_ROLE_BIOMED)
+#define R_ADMIN CON_ROLE(MT_ROLE_ADMIN)
+#define R_AUDITOR CON_ROLE(MT_ROLE_AUDITOR)
+#define R_ANY (R_CLIN | R_BIOMED | R_ADMIN | R_AUDITOR)
+
+static void view_ward(struct mt_console *c, const struct mt_https_req *rq,
+                      struct mt_https_resp *rs, struct session *s, int64_t now);
+static void view_api(struct mt_console *c, const struct mt_https_req *rq,
+                     struct mt_https_resp *rs, struct session *s, int64_t now);
+
+/* Every signed-in path: who may open it (F09, F10, F17).  A prefix ending
+ * in '/' matches what follows it; otherwise the path itself or below it. */
+static const struct {
+	const char *prefix;
+	unsigned roles;
+	con_view_fn fn;
+} views[] = {
+        {"/ward", R_CLIN, view_ward},
+        {"/patient/", R_CLIN, con_view_patient},
+        {"/api/patient/", R_CLIN, con_view_patient},
+        {"/api/stream", R_CLIN | R_BIOMED, view_api},
+        {"/api/alarms", R_CLIN | R_BIOMED, view_api},
+        {"/fleet", R_BIOMED, con_view_fleet},
+        {"/onboarding", R_BIOMED, con_view_fleet},
+        {"/api/fleet", R_BIOMED, con_view_fleet},
+        {"/admin", R_ADMIN, con_view_admin},
+        {"/api/admin", R_ADMIN, con_view_admin},
+        {"/audit", R_ADMIN | R_AUDITOR, con_view_audit},
+        {"/api/audit", R_ADMIN | R_AUDITOR, con_view_audit},
+        {"/reauth", R_ANY, do_reauth},
+};
+
+static bool path_under(const char *p, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	if (strncmp(p, prefix, n) != 0)
+		return false;
+	return prefix[n - 1] == '/' ? p[n] != '\0' : p[n] == '\0' || p[n] == '/';
+}
+
+/* The ward overview, for clinicians: their wards only. */
+static void view_ward(struct mt_console *c, const struct mt_https_req *rq,
+                      struct mt_https_resp *rs, struct session *s, int64_t now)
+{
+	if (strcmp(rq->method, "GET") != 0) {
+		con_message(c, rs, 405, s, "Method not allowed", "This page does not take that method.");
+		return;
+	}
+	if (strcmp(rq->path, "/ward") != 0) {
+		con_message(c, rs, 404, s, "Not found", "There is no such page.");
+		return;
+	}
+	if (rq->query != NULL) {
+		con_message(c, rs, 400, s, "Bad request", "Unexpected query string.");
+		return;
+	}
+	ward_page(c, rq, rs, s, now);
+}
+
+/* The live stream and the alarms (JSON). */
+static void view_api(struct mt_console *c, const struct mt_https_req *rq,
+                     struct mt_https_resp *rs, struct session *s, int64_t now)
+{
+	bool get = strcmp(rq->method, "GET") == 0, post = strcmp(rq->method, "POST") == 0;
+
+	(void)now;
+	if (strcmp(rq->path, "/api/stream") == 0 && get)
+		api_stream(c, rq, rs, s);
+	else if (strcmp(rq->path, "/api/alarms") == 0 && get)
+		api_alarms(c, rq, rs, s);
+	else if (strcmp(rq->path, "/api/alarms/ack") == 0 && post)
+		api_ack(c, rq, rs, s);
+	else
+		con_api_error(rs, 404, "no such endpoint");
+}
+
+static bool serve_static(struct mt_https_resp *rs, const char *p)
+{
+	const struct con_asset *a = con_asset_find(p + sizeof "/static/" - 1);
+
+	if (a == NULL)
+		return false;
+	rs->status = 200;
+	rs->content_type = a->type;
+	rs->body = malloc(a->len ? a->len : 1);
+	if (rs->body == NULL) {
+		rs->status = 503;
+		return true;
+	}
+	memcpy(rs->body, a->data, a->len);
+	rs->body_len = a->len;
+	return true;
+}
+
 void mt_console_handle(struct mt_console *c, const struct mt_https_req *rq,
                        struct mt_https_resp *rs)
 {
 	int64_t now = mt_deploy_now();
 	bool get = strcmp(rq->method, "GET") == 0, post = strcmp(rq->method, "POST") == 0;
+	bool api = strncmp(rq->path, "/api/", 5) == 0;
 	const char *p = rq->path;
 	struct session s;
 	bool have;
@@ -1685,92 +1980,94 @@ void mt_console_handle(struct mt_console *c, const struct mt_https_req *rq,
 	memset(&s, 0, sizeof s);
 	security_headers(rs);
 
-	if (strcmp(p, "/static/console.css") == 0 && get) {
-		rs->status = 200;
-		rs->content_type = "text/css; charset=utf-8";
-		rs->body = (uint8_t *)strdup(css);
-		rs->body_len = rs->body ? sizeof css - 1 : 0;
-		if (rs->body == NULL)
-			rs->status = 503;
+	if (strncmp(p, "/static/", 8) == 0) {
+		if (!get)
+			con_message(c, rs, 405, NULL, "Method not allowed", "Static files are read only.");
+		else if (!serve_static(rs, p))
+			con_message(c, rs, 404, NULL, "Not found", "There is no such file.");
 		return;
 	}
 	if (strcmp(p, "/") == 0 && get) {
 		have = session_get(c, rq, now, false, &s);
-		redirect(rs, !have ? "/login" : s.must_change ? "/password" : "/ward");
+		con_redirect(rs, !have ? "/login" : s.must_change ? "/password" : home_of(s.role));
 		goto out;
 	}
 	if (strcmp(p, "/login") == 0 && (get || post)) {
 		if (post) {
 			do_login(c, rq, rs, now);
 		} else if (session_get(c, rq, now, false, &s)) {
-			redirect(rs, s.must_change ? "/password" : "/ward");
+			con_redirect(rs, s.must_change ? "/password" : home_of(s.role));
 		} else {
 			login_page(c, rs, 200, NULL);
 		}
 		goto out;
 	}
-	if ((strcmp(p, "/ward") == 0 && get) || (strcmp(p, "/password") == 0 && (get || post)) ||
-	    (strcmp(p, "/logout") == 0 && post)) {
-		/* the ward page's own refreshes are not the user's activity */
-		bool automatic = strcmp(p, "/ward") == 0 && rq->query != NULL &&
-		                 strcmp(rq->query, "refresh=1") == 0;
-
-		if (rq->query != NULL && !automatic) {
-			message_page(c, rs, 400, NULL, "Bad request", "Unexpected query string.");
+	if ((strcmp(p, "/password") == 0 && (get || post)) || (strcmp(p, "/logout") == 0 && post)) {
+		if (rq->query != NULL) {
+			con_message(c, rs, 400, NULL, "Bad request", "Unexpected query string.");
 			goto out;
 		}
-		if (!session_get(c, rq, now, !automatic, &s)) {
+		if (!session_get(c, rq, now, true, &s)) {
 			if (rq->cookie != NULL && strstr(rq->cookie, COOKIE_SESSION "=") != NULL)
 				set_cookie(rs, COOKIE_SESSION, "", "/", 0); /* a dead session */
-			redirect(rs, "/login");
+			con_redirect(rs, "/login");
 			goto out;
 		}
 		if (strcmp(p, "/logout") == 0)
 			do_logout(c, rq, rs, &s, now);
-		else if (strcmp(p, "/password") == 0 && post)
+		else if (post)
 			do_password(c, rq, rs, &s, now);
-		else if (strcmp(p, "/password") == 0)
-			password_page(c, rs, 200, &s, NULL);
-		else if (s.must_change)
-			redirect(rs, "/password");
 		else
-			ward_page(c, rq, rs, &s, now);
+			password_page(c, rs, 200, &s, NULL);
 		goto out;
 	}
-	if (strncmp(p, "/api/", 5) == 0) {
-		bool stream = strcmp(p, "/api/stream") == 0 && get;
-		bool alarms = strcmp(p, "/api/alarms") == 0 && get;
-		bool ack = strcmp(p, "/api/alarms/ack") == 0 && post;
-
-		if (!stream && !alarms && !ack) {
-			api_error(rs, 404, "no such endpoint");
-			goto out;
-		}
-		/* the live stream is not the user's activity (like refreshes) */
-		if (!session_get(c, rq, now, !stream, &s)) {
-			api_error(rs, 401, "sign in first");
+	for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
+		if (!path_under(p, views[i].prefix))
+			continue;
+		/* the live stream is not the user's activity: a screen left open
+		 * still signs out */
+		if (!session_get(c, rq, now, strcmp(p, "/api/stream") != 0, &s)) {
+			if (api) {
+				con_api_error(rs, 401, "sign in first");
+			} else {
+				if (rq->cookie != NULL && strstr(rq->cookie, COOKIE_SESSION "=") != NULL)
+					set_cookie(rs, COOKIE_SESSION, "", "/", 0);
+				con_redirect(rs, "/login");
+			}
 			goto out;
 		}
 		if (s.must_change) {
-			api_error(rs, 403, "change your password first");
+			if (api)
+				con_api_error(rs, 403, "change your password first");
+			else
+				con_redirect(rs, "/password");
 			goto out;
 		}
-		if (stream)
-			api_stream(c, rq, rs, &s);
-		else if (alarms)
-			api_alarms(c, rq, rs, &s);
-		else
-			api_ack(c, rq, rs, &s);
+		if (!(views[i].roles & CON_ROLE(s.role))) {
+			con_audit(c, s.user, rq, "console.forbidden", s.user, MT_AUDIT_REFUSED,
+			          "\"role\":\"%s\",\"method\":\"%s\"", mt_role_name(s.role),
+			          get ? "GET" : post ? "POST" : "other");
+			if (api)
+				con_api_error(rs, 403, "your role may not use this");
+			else
+				con_message(c, rs, 403, &s, "Not allowed",
+				            "Your role may not open this page.");
+			goto out;
+		}
+		views[i].fn(c, rq, rs, &s, now);
 		goto out;
 	}
-	if (strcmp(p, "/") == 0 || strcmp(p, "/login") == 0 || strcmp(p, "/ward") == 0 ||
-	    strcmp(p, "/password") == 0 || strcmp(p, "/logout") == 0 ||
-	    strcmp(p, "/static/console.css") == 0) {
-		message_page(c, rs, 405, NULL, "Method not allowed", "This page does not take that "
-		             "method.");
+	if (api) {
+		con_api_error(rs, 404, "no such endpoint");
 		goto out;
 	}
-	message_page(c, rs, 404, NULL, "Not found", "There is no such page.");
+	if (strcmp(p, "/") == 0 || strcmp(p, "/login") == 0 || strcmp(p, "/password") == 0 ||
+	    strcmp(p, "/logout") == 0) {
+		con_message(c, rs, 405, NULL, "Method not allowed", "This page does not take that "
+		            "method.");
+		goto out;
+	}
+	con_message(c, rs, 404, NULL, "Not found", "There is no such page.");
 out:
 	OPENSSL_cleanse(&s, sizeof s);
 }
@@ -1796,6 +2093,18 @@ enum mt_err mt_console_open(struct mt_deploy *d, mt_console_audit_fn audit_fn, v
 	c->d = d;
 	c->audit = audit_fn;
 	c->audit_arg = audit_arg;
+	{
+		uint64_t v = REAUTH_S;
+
+		if (mt_deploy_uint(d, "console_reauth_s", REAUTH_S, 86400, &v) != MT_OK) {
+			if (why != NULL)
+				(void)snprintf(why, why_cap, "console_reauth_s is not a number of seconds "
+				                             "(1-86400)");
+			free(c);
+			return MT_ERR_ARG;
+		}
+		c->reauth_s = (int64_t)v;
+	}
 	pthread_mutex_init(&c->sess_lock, NULL);
 	pthread_mutex_init(&c->login_lock, NULL);
 	pthread_mutex_init(&c->store_lock, NULL);

@@ -19,7 +19,7 @@
 #include <time.h>
 
 #define SUBS_MAX 1024
-#define HEARTBEAT_MS 15000
+#define HEARTBEAT_MS 5000
 
 struct sub {
 	struct mt_https_stream *st; /* NULL: free slot */
@@ -142,7 +142,7 @@ void mt_live_publish(struct mt_live *l, const char *type, const char *ward, cons
 
 void mt_live_tick(struct mt_live *l)
 {
-	static const char beat[] = ": alive\n\n";
+	static const char beat[] = "event: tick\ndata: {}\n\n";
 	uint64_t now = mono_ms();
 	bool beat_now;
 

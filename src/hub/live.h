@@ -10,7 +10,7 @@
  * filter is applied here, at publication, so nothing reaches a stream its
  * user may not see.  Publishing never blocks on a client: bytes are queued
  * on the stream, bounded, and a stream that falls behind is cut off.
- * Every 15 s each stream gets a comment line, so a broken connection is
+ * Every 5 s each stream gets a `tick` event, so a broken connection is
  * noticed and the browser sees that its stream is alive.
  */
 #ifndef MT_HUB_LIVE_H

@@ -57,7 +57,7 @@ class Stream:
                            "Accept: text/event-stream\r\n\r\n" % cookie).encode())
         self.q = queue.Queue()
         self.seen = []  # every event read, for failure messages
-        self.beats = 0  # comment lines (the hub's heartbeat)
+        self.beats = 0  # tick events (the hub's heartbeat)
         self.head = b""
         self.status = None
         self.t = threading.Thread(target=self._run, daemon=True)
@@ -81,7 +81,7 @@ class Stream:
                     ev, dt = None, None
                     for line in block.split(b"\n"):
                         line = line.strip(b"\r")
-                        if line.startswith(b": alive"):
+                        if line.startswith(b"event: tick"):
                             self.beats += 1
                         if line.startswith(b"event: "):
                             ev = line[7:].decode()
@@ -406,7 +406,7 @@ class ClinicalAlarms(AttackerTools, unittest.TestCase):
         self.assertIn("possible attack", rows[0]["text"])
 
     def test_stream_outlives_the_idle_timeout_with_heartbeats(self):
-        b = self.user("watcher", "admin")
+        b = self.user("watcher", "biomed")
         s = self.stream(b)
         closed = s.wait(lambda ev, _: ev == "closed", 40)
         self.assertIsNone(closed, "the hub closed the live stream (%d heartbeats)" % s.beats)
