@@ -19,8 +19,10 @@
 #     sepsis, some with hypoxia episodes, sensor dropouts, low batteries —
 #     time running 30× faster so that a sepsis onset shows in minutes.
 #
-# It prints the console's address and a one-time admin password, then a
-# line of figures every 15 s.  Ctrl-C stops everything it started.  The
+# It prints the console's address and a one-time password for a user of
+# each role (nurse, biomed, admin, auditor), opens the console in the
+# desktop's browser when there is one, then prints a line of figures
+# every 15 s.  Ctrl-C stops everything it started.  The
 # deployment lives in demo-deploy/ (git-ignored): a second run reuses it
 # (devices keep their identities, counters and queues; readings
 # accumulate), `--fresh` recreates it.
@@ -160,14 +162,20 @@ PIDS+=($!)
 wait_port "$BROKER_PORT" mosquitto "$D/logs/mosquitto.log"
 ok "mosquitto with the medtrust plugin: mqtts://localhost:$BROKER_PORT (mutual TLS only)"
 
-password=""
-if "$MT" user --help >/dev/null 2>&1; then
-	if "$MT" user list -c "$CONF" 2>/dev/null | grep -q '"admin"'; then
-		password=$("$MT" user reset admin -c "$CONF" 2>/dev/null)
+# One console user per role, each with a one-time password (reset on
+# every run: the passwords are printed below and nowhere else).  The nurse
+# sees both wards.
+declare -A password=()
+for u in nurse:clinician biomed:biomed admin:admin auditor:auditor; do
+	name=${u%%:*} role=${u##*:}
+	if "$MT" user list -c "$CONF" 2>/dev/null | grep -q "\"$name\""; then
+		password[$name]=$("$MT" user reset "$name" -c "$CONF" 2>/dev/null) || true
 	else
-		password=$("$MT" user add admin --role admin -c "$CONF" 2>/dev/null)
+		password[$name]=$("$MT" user add "$name" --role "$role" -c "$CONF" 2>/dev/null) || true
 	fi
-fi
+done
+"$MT" user wards nurse "Ward A (cardiology)" "Ward B (respiratory)" -c "$CONF" >/dev/null 2>&1 ||
+	die "could not give the nurse her wards"
 
 "$DEV" sim --fleet "$D/fleet-acme" --fleet "$D/fleet-northwind" \
 	--hub "https://localhost:$HUB_PORT" --hub-ca "$D/hub/pki/ca.pem" \
@@ -177,12 +185,19 @@ PIDS+=($!)
 ok "simulator: 24 devices onboarding zero-touch, then sending readings"
 
 printf '\n%s  console:   https://localhost:%s/%s\n' "$bold" "$HUB_PORT" "$off"
-if [[ -n $password ]]; then
-	printf '%s  user:      admin\n  password:  %s   (one-time: you choose a new one at first login)%s\n' \
-		"$bold" "$password" "$off"
-fi
+printf '%s  sign in as (one-time passwords: each user chooses a new one at first sign-in)%s\n' \
+	"$bold" "$off"
+for name in nurse biomed admin auditor; do
+	printf '%s    %-8s %s%s\n' "$bold" "$name" "${password[$name]:-?}" "$off"
+done
+printf '  %snurse: the live ward (both wards) and patients; biomed: the fleet; admin: users,\n' "$dim"
+printf '  wards, patients, integrations; auditor: the audit chain%s\n' "$off"
 printf '  %soperator CA (to trust in the browser): demo-deploy/hub/pki/ca.pem%s\n' "$dim" "$off"
 printf '  %slogs: demo-deploy/logs/   Ctrl-C stops everything%s\n\n' "$dim" "$off"
+# On a desktop, open the console (not in the headless runs of the tests).
+if [[ $SECONDS_RUN -eq 0 && -n ${DISPLAY:-}${WAYLAND_DISPLAY:-} ]] && command -v xdg-open >/dev/null; then
+	xdg-open "https://localhost:$HUB_PORT/" >/dev/null 2>&1 || true
+fi
 
 start=$(date +%s) first=$(stored) last=$first
 while :; do

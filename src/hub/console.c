@@ -325,7 +325,8 @@ void con_header(struct mt_https_resp *rs, const char *name, const char *fmt, ...
 static void security_headers(struct mt_https_resp *rs)
 {
 	con_header(rs, "Content-Security-Policy", "%s",
-	           "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+	           "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+	           "img-src 'self'; form-action 'self'; "
 	           "frame-ancestors 'none'; base-uri 'none'");
 	con_header(rs, "Strict-Transport-Security", "%s", "max-age=31536000");
 	con_header(rs, "Referrer-Policy", "%s", "no-referrer");
@@ -1164,23 +1165,12 @@ struct row {
 #define ALARMS_SHOWN 512
 #define N2_ROWS 1024               /* NEWS2 rows read for the newest */
 #define N2_SINCE_MS (15 * 60 * 1000ull)
-struct alarm_brief {
-	int64_t id, patient;
-	unsigned prio;
-	bool acked;
-	char text[MT_ALARM_TEXT_MAX];
-};
-struct alarm_set {
-	struct alarm_brief *a;
-	size_t n;
-};
-
-static enum mt_err alarm_keep(void *ctx, const struct mt_alarm *a)
+enum mt_err con_alarm_keep(void *ctx, const struct mt_alarm *a)
 {
 	struct alarm_set *set = ctx;
 	struct alarm_brief *b;
 
-	if (a->patient_id < 1 || set->n >= ALARMS_SHOWN)
+	if (a->patient_id < 1 || set->n >= set->cap)
 		return MT_OK;
 	b = &set->a[set->n++];
 	b->id = a->id;
@@ -1191,7 +1181,7 @@ static enum mt_err alarm_keep(void *ctx, const struct mt_alarm *a)
 	return MT_OK;
 }
 
-static const char *prio_word(unsigned p)
+const char *con_prio_word(unsigned p)
 {
 	return p == MT_PRIO_HIGH ? "high" : p == MT_PRIO_MEDIUM ? "medium" : p == MT_PRIO_LOW ? "low"
 	                                                                                   : "none";
@@ -1199,7 +1189,7 @@ static const char *prio_word(unsigned p)
 
 /* NEWS2's clinical response band (clinical.md §2): 0 none, 1-4 low, a
  * single parameter of 3 low-medium, 5-6 medium, 7+ high. */
-static const char *news2_band(const struct mt_news2_row *n)
+const char *con_news2_band(const struct mt_news2_row *n)
 {
 	if (n->score >= 7)
 		return "high";
@@ -1213,10 +1203,10 @@ static const char *news2_band(const struct mt_news2_row *n)
 /* One alarm as the tiles and the patient page show it: its priority's
  * colour, flashing while unacknowledged (IEC 60601-1-8), a button to
  * acknowledge it. */
-static void alarm_item(struct out *o, const struct alarm_brief *b)
+void con_alarm_item(struct out *o, const struct alarm_brief *b)
 {
 	con_fmt(o, "<li class=\"alarm p-%s%s\" data-alarm=\"%" PRId64 "\"><span class=\"at\">",
-	        prio_word(b->prio), b->acked ? " acked" : "", b->id);
+	        con_prio_word(b->prio), b->acked ? " acked" : "", b->id);
 	con_text(o, b->text);
 	con_lit(o, "</span>");
 	if (b->acked)
@@ -1246,7 +1236,7 @@ static void ward_tile(struct out *o, const struct row *r, const struct alarm_bri
 	con_lit(o, "</span></a>");
 	if (r->n2.at_ms != 0)
 		con_fmt(o, "<div class=\"news2 b-%s\" data-news2><span>NEWS2</span> <b>%d</b></div>",
-		        news2_band(&r->n2), r->n2.score);
+		        con_news2_band(&r->n2), r->n2.score);
 	else
 		con_lit(o, "<div class=\"news2 b-none\" data-news2><span>NEWS2</span> <b>\xe2\x80\x94"
 		           "</b></div>");
@@ -1255,10 +1245,17 @@ static void ward_tile(struct out *o, const struct row *r, const struct alarm_bri
 		int q = cols[k];
 		const struct latest *l = r->has_pc ? &r->pc.q[q] : NULL;
 
+		/* heart rate from the ECG, else the pulse rate of the oximeter */
+		if (q == Q_HR && (l == NULL || !l->has) && r->has_pc)
+			l = &r->pc.q[Q_PR];
 		con_fmt(o, "<div class=\"q\"><span class=\"l\">%s</span> <span class=\"v\">",
 		        qtys[q].label);
-		con_fmt(o, "<span data-c=\"%" PRIu32 "\" data-p=\"%u\">", qtys[q].code,
-		        (unsigned)qtys[q].places);
+		if (q == Q_HR)
+			con_fmt(o, "<span data-c=\"%" PRIu32 " %" PRIu32 "\" data-p=\"0\">",
+			        qtys[Q_HR].code, qtys[Q_PR].code);
+		else
+			con_fmt(o, "<span data-c=\"%" PRIu32 "\" data-p=\"%u\">", qtys[q].code,
+			        (unsigned)qtys[q].places);
 		if (l != NULL && l->has)
 			out_value(o, l);
 		else
@@ -1281,7 +1278,7 @@ static void ward_tile(struct out *o, const struct row *r, const struct alarm_bri
 	con_lit(o, "</div><ul class=\"alarms\" data-alarms>");
 	for (size_t i = 0; i < n_alarms; i++)
 		if (alarms[i].patient == r->p.id)
-			alarm_item(o, &alarms[i]);
+			con_alarm_item(o, &alarms[i]);
 	con_lit(o, "</ul><p class=\"fresh\" data-fresh>");
 	if (rx == 0)
 		con_lit(o, "no data yet");
@@ -1325,7 +1322,7 @@ static void ward_page(struct mt_console *c, const struct mt_https_req *rq,
 	uint64_t now_ms = mt_deploy_now_ms();
 	enum mt_err e = MT_OK;
 	struct mt_live_filter lf;
-	struct alarm_set set = {NULL, 0};
+	struct alarm_set set = {NULL, 0, ALARMS_SHOWN};
 	struct mt_news2_row *n2 = NULL;
 	struct alarm_brief *alarms = NULL;
 	bool audit_view;
@@ -1384,7 +1381,7 @@ static void ward_page(struct mt_console *c, const struct mt_https_req *rq,
 		shown++;
 	}
 	set.a = alarms;
-	if (e == MT_OK && mt_store_alarms(c->store, true, 0, ALARMS_SHOWN, alarm_keep, &set) != MT_OK)
+	if (e == MT_OK && mt_store_alarms(c->store, true, 0, ALARMS_SHOWN, con_alarm_keep, &set) != MT_OK)
 		set.n = 0; /* the stream brings them */
 	n_alarms = set.n;
 	pthread_mutex_unlock(&c->store_lock);

@@ -23,6 +23,7 @@
 #include "console.h"
 #include "live.h"
 #include "medtrust/mt_form.h"
+#include "medtrust/mt_store_clinical.h"
 #include "medtrust/mt_users.h"
 
 #define SESSIONS_MAX 256
@@ -187,6 +188,29 @@ bool con_filter_allows(const struct mt_live_filter *f, const char *ward);
 
 /* A decimal row id in 1..INT64_MAX; 0 when `s` is anything else. */
 int64_t con_parse_id(const char *s);
+
+/* ---- clinical pieces shared by the ward and the patient page ------------------------ */
+
+/* An open alarm as a tile or the patient page shows it. */
+struct alarm_brief {
+	int64_t id, patient;
+	unsigned prio; /* enum mt_alarm_prio */
+	bool acked;
+	char text[MT_ALARM_TEXT_MAX];
+};
+struct alarm_set {
+	struct alarm_brief *a;
+	size_t n, cap;
+};
+/* mt_store_alarms callback: patients' alarms into the alarm_set ctx. */
+enum mt_err con_alarm_keep(void *ctx, const struct mt_alarm *a);
+/* <li> of one alarm: its priority's colour, flashing while not
+ * acknowledged (IEC 60601-1-8), an Acknowledge button. */
+void con_alarm_item(struct out *o, const struct alarm_brief *b);
+/* "high" "medium" "low" "none". */
+const char *con_prio_word(unsigned p);
+/* NEWS2's response band of a score: "zero" "low" "lowmed" "medium" "high". */
+const char *con_news2_band(const struct mt_news2_row *n);
 
 /* ---- views ---------------------------------------------------------------------------- */
 

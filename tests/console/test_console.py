@@ -52,9 +52,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "telemetry"))
 import telemetry_util as T  # noqa: E402
 
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+       "img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 XSS = "<script>alert(1)</script>"
+WARDS = ("Ward A", "Ward <b>B</b>")
 OTP_ALPHABET = set("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
 GENERIC = "The user name, password or code is wrong."
 
@@ -178,8 +180,11 @@ class Console(unittest.TestCase):
         return st, h, page
 
     def signed_in(self, name, role="clinician"):
-        """A browser signed in as a new user who has chosen a password."""
+        """A browser signed in as a new user who has chosen a password; a
+        clinician is given both wards of the deployment."""
         otp = self.add_user(name, role)
+        if role == "clinician":
+            self.cli_ok("user", "wards", name, *WARDS)
         b = self.browser()
         st, h, _ = self.login(b, name, otp, 303)
         self.assertEqual(h["Location"], "/password")
@@ -233,11 +238,12 @@ class Console(unittest.TestCase):
     # ---- sign-in, forced change, the ward ------------------------------------------------
 
     def test_F02_F03_F04_signin_forced_change_and_ward(self):
-        otp = self.add_user("admin1", "admin")
+        otp = self.add_user("nurse1", "clinician")
+        self.cli_ok("user", "wards", "nurse1", *WARDS)
         b = self.browser()
         attacker = "A" * 43
         b.jar["mt_session"] = attacker  # a session id planted before sign-in (F03)
-        st, h, page = self.login(b, "admin1", otp, 303)
+        st, h, page = self.login(b, "nurse1", otp, 303)
         self.assertEqual(h["Location"], "/password")
         sc = set_cookie(h, "mt_session")
         self.assertIsNotNone(sc)
@@ -281,8 +287,8 @@ class Console(unittest.TestCase):
         st, h, _ = self.browser().get("/ward", cookies={"mt_session": first})
         self.assertEqual((st, h["Location"]), (303, "/login"))
         # the one-time password is spent; the new one works
-        st, _, _ = self.login(self.browser(), "admin1", otp, 401)
-        st, h, _ = self.login(self.browser(), "admin1", new, 303)
+        st, _, _ = self.login(self.browser(), "nurse1", otp, 401)
+        st, h, _ = self.login(self.browser(), "nurse1", new, 303)
         self.assertEqual(h["Location"], "/ward")
         # the ward: names and MRNs decrypted, devices, a heart rate from the simulator
         deadline = time.monotonic() + 120
@@ -290,30 +296,35 @@ class Console(unittest.TestCase):
         while time.monotonic() < deadline:
             st, h, page = b.get("/ward")
             self.assertEqual(st, 200, page)
-            row = re.search(r"<tr><td>1</td><td>Ada Console</td><td>MRN-4471</td>(.*?)</tr>",
-                            page)
-            self.assertIsNotNone(row, page)
-            cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
-            self.assertIn(self.lot[0], cells[0])
-            m = re.search(r'<span class="v">(\d+)</span> <span class="u">/min</span>'
-                          r"<time>\d\d:\d\d:\d\d</time>", cells[1])
+            tile = re.search(r'<article class="tile[^"]*" id="p%s".*?</article>' % self.pid_ada,
+                             page)
+            self.assertIsNotNone(tile, page)
+            tile = tile.group(0)
+            self.assertIn('<span class="bed">1</span> <span class="name">Ada Console</span> '
+                          '<span class="mrn">MRN-4471</span>', tile)
+            m = re.search(r'<span data-c="147842 149530" data-p="0">(\d+)</span>', tile)
             if m:
                 hr = int(m.group(1))
                 break
             time.sleep(2)
         self.assertIsNotNone(hr, "no heart rate on the ward page:\n" + page)
         self.assertTrue(25 <= hr <= 250, hr)
-        self.assertIn('<meta http-equiv="refresh" content="10; url=/ward?refresh=1">', page)
+        # kept current by the live stream (a script of the hub's own, no inline code)
+        self.assertIn('<script src="/static/ward.js" defer></script>', page)
         # temperature with its one decimal (clinical.md §1)
-        self.assertRegex(page, r'<span class="v">\d\d\.\d</span> <span class="u">°C</span>')
+        self.assertRegex(tile, r'<span data-c="150364" data-p="1">\d\d\.\d</span>')
+        # the patient page lists the device
+        st, _, ppage = b.get("/patient/%s" % self.pid_ada)
+        self.assertEqual(st, 200, ppage)
+        self.assertIn(self.lot[0], ppage)
         text, recs = self.audit()
         self.assertTrue(any(x["action"] == "console.login" and x["outcome"] == "ok" and
-                            x["subject"] == "admin1" and
+                            x["subject"] == "nurse1" and
                             x["detail"].get("source") == "127.0.0.1" for x in recs))
         self.assertTrue(any(x["action"] == "console.password" and x["outcome"] == "ok" and
-                            x["subject"] == "admin1" for x in recs))
+                            x["subject"] == "nurse1" for x in recs))
         self.assertTrue(any(x["action"] == "console.ward.view" and
-                            x["actor"] == "user:admin1" for x in recs))
+                            x["actor"] == "user:nurse1" for x in recs))
         for secret in (otp, new):
             self.assertNotIn(secret, text)
 
@@ -475,6 +486,105 @@ class Console(unittest.TestCase):
         _, recs = self.audit()
         self.assertTrue(any(x["action"] == "console.csrf.refused" for x in recs))
 
+    # ---- who sees what (F09, F10) ------------------------------------------------------------
+
+    def test_F09_clinician_sees_only_their_wards_patients_also_by_url(self):
+        otp = self.add_user("ward-a-only", "clinician")
+        self.cli_ok("user", "wards", "ward-a-only", "Ward A")
+        b = self.browser()
+        self.login(b, "ward-a-only", otp, 303)
+        st, _, page = b.get("/password")
+        new = "ward-a-only-Passw0rd!"
+        st, h, _ = b.post("/password", {"current": otp, "new": new, "repeat": new,
+                                        "csrf": csrf_of(page)})
+        self.assertEqual((st, h["Location"]), (303, "/ward"))
+        st, _, page = b.get("/ward")
+        self.assertEqual(st, 200)
+        self.assertIn('id="p%s"' % self.pid_ada, page)
+        self.assertNotIn('id="p%s"' % self.pid_xss, page)
+        self.assertNotIn("MRN-&lt;i&gt;9", page)
+        # the other ward's patient by direct URL: the answer of a patient that does not exist
+        st, _, other = b.get("/patient/%s" % self.pid_xss)
+        st2, _, none = b.get("/patient/999999")
+        self.assertEqual((st, st2), (404, 404))
+        self.assertNotIn("MRN-&lt;i&gt;9", other)
+        self.assertEqual(other.split("<main>")[1], none.split("<main>")[1])
+        st, _, j = b.get("/api/patient/%s/series?window=900" % self.pid_xss)
+        self.assertEqual(st, 404, j)
+        # their own patient: the page and its series (readings from the simulator)
+        st, _, page = b.get("/patient/%s" % self.pid_ada)
+        self.assertEqual(st, 200)
+        self.assertIn("<h1>Ada Console</h1>", page)
+        self.assertIn('<script src="/static/uPlot.min.js" defer></script>', page)
+        deadline = time.monotonic() + 60
+        while True:
+            st, h, j = b.get("/api/patient/%s/series?window=900" % self.pid_ada)
+            self.assertEqual((st, h["Content-Type"]), (200, "application/json"), j)
+            series = json.loads(j)
+            if "147842" in series["obs"] or "149530" in series["obs"]:
+                break
+            self.assertLess(time.monotonic(), deadline, j)
+            time.sleep(2)
+        hr = series["obs"].get("147842") or series["obs"]["149530"]
+        self.assertEqual(len(hr[0]), len(hr[1]))
+        self.assertTrue(all(25 <= v <= 250 for v in hr[1]), hr[1])
+        self.assertEqual(hr[0], sorted(hr[0]))
+        for bad in ("window=60", "window=900&x=1", "", "window=%3Cscript%3E"):
+            st, _, j = b.get("/api/patient/%s/series?%s" % (self.pid_ada, bad))
+            self.assertEqual(st, 400, bad)
+            self.assertNotIn("<script", j)
+        _, recs = self.audit()
+        self.assertTrue(any(x["action"] == "console.forbidden" and
+                            x["actor"] == "user:ward-a-only" and
+                            x["detail"].get("patient") == int(self.pid_xss) for x in recs))
+
+    def test_F10_each_role_only_its_own_pages(self):
+        pages = {"clinician": "/ward", "biomed": "/fleet", "admin": "/admin",
+                 "auditor": "/audit"}
+        for role, home in pages.items():
+            b, _ = self.signed_in("role-" + role, role)
+            st, h, _ = b.get("/")
+            self.assertEqual((st, h["Location"]), (303, home), role)
+            for other_role, other in pages.items():
+                if other_role == role or (role == "admin" and other == "/audit"):
+                    continue
+                st, _, page = b.get(other)
+                self.assertEqual(st, 403, "%s on %s" % (role, other))
+                self.assertIn("Your role may not open this page.", page)
+            if role not in ("clinician",):
+                st, _, _ = b.get("/patient/%s" % self.pid_ada)
+                self.assertEqual(st, 403, role)
+            if role in ("admin", "auditor"):
+                st, _, _ = b.get("/api/stream")
+                self.assertEqual(st, 403, role)
+        # a clinician posting to a biomed or admin action: 403, audited
+        b, _ = self.signed_in("role-clin2")
+        st, _, page = b.get("/ward")
+        for path in ("/fleet/%s/revoke" % self.lot[0], "/admin/users"):
+            st, _, _ = b.post(path, {"csrf": csrf_of(page)})
+            self.assertEqual(st, 403, path)
+        _, recs = self.audit()
+        self.assertTrue(any(x["action"] == "console.forbidden" and x["actor"] ==
+                            "user:role-clin2" and x["detail"].get("method") == "POST"
+                            for x in recs))
+
+    def test_static_files_are_the_hubs_own(self):
+        b = self.browser()
+        for name, ctype in (("console.js", "text/javascript"), ("ward.js", "text/javascript"),
+                            ("patient.js", "text/javascript"), ("uPlot.min.js", "text/javascript"),
+                            ("uPlot.min.css", "text/css"), ("console.css", "text/css")):
+            st, h, body = b.get("/static/" + name)
+            self.assertEqual(st, 200, name)
+            self.assertEqual(h["Content-Type"], ctype + "; charset=utf-8")
+            self.assertGreater(len(body), 100)
+        st, _, body = b.get("/static/uPlot.min.js")
+        self.assertIn("uPlot", body)
+        for bad in ("/static/../medtrust.conf", "/static/nothing.js", "/static/"):
+            st, _, _ = b.get(bad)
+            self.assertEqual(st, 404, bad)
+        st, _, _ = b.post("/static/console.js", {"a": "b"})
+        self.assertEqual(st, 405)
+
     # ---- headers and escaping -------------------------------------------------------------------
 
     def test_F06_F16_security_headers_on_every_answer(self):
@@ -491,9 +601,11 @@ class Console(unittest.TestCase):
             self.assertTrue(h["Strict-Transport-Security"].startswith("max-age="))
         self.assertEqual(answers[2][1]["Content-Type"], "text/css; charset=utf-8")
         self.assertEqual(answers[3][0], 404)
-        # no inline script or style anywhere, so the CSP costs nothing
+        # no inline script, event handler or style anywhere: only the hub's own files
         for _, _, page in answers:
-            self.assertNotIn("<script", page)
+            self.assertIsNone(re.search(r"<script(?![^>]*\bsrc=\"/static/[a-zA-Z.]+\")", page),
+                              page)
+            self.assertIsNone(re.search(r"\son[a-z]+=", page), page)
             self.assertNotIn("style=", page)
 
     def test_F06_F07_data_and_urls_are_inert(self):
@@ -547,14 +659,15 @@ class Console(unittest.TestCase):
             time.sleep(5)
             st, _, page = b.get("/ward")
             self.assertEqual(st, 200)
-            m = re.search(r'<td class="stale">no data for (\d+) s</td>', page)
+            m = re.search(r'<p class="fresh" data-fresh>no data for (\d+) s</p>', page)
             if m:
                 self.assertGreater(int(m.group(1)), 60)
                 break
         else:
             self.fail("no 'no data' marker 120 s after the simulator stopped:\n" + page)
         # the last values stay on the page, with their times
-        self.assertRegex(page, r'<span class="v">\d+</span> <span class="u">/min</span>')
+        self.assertRegex(page, r'<span data-c="147842 149530" data-p="0">\d+</span>')
+        self.assertRegex(page, r'<article class="tile stale"')
 
 
 if __name__ == "__main__":
