@@ -17,7 +17,8 @@
 # CTEST_ARGS (extra ctest arguments, e.g. "-R packet" or "-j2"), ONBOARD_ARGS
 # (passed to build/bench/onboard, e.g. "--devices 5000 --clients 8"),
 # INGEST_ARGS (passed to build/bench/ingest, e.g. "--devices 200 --readings 5"),
-# ALERT_ARGS (passed to build/bench/alert, e.g. "--devices 200 --alerts 100").
+# ALERT_ARGS (passed to build/bench/alert, e.g. "--devices 200 --alerts 100"),
+# CONSOLE_ARGS (passed to bench/console.py, e.g. "--patients 20 --minutes 1").
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -35,6 +36,7 @@ ONBOARD_ARGS ?=
 INGEST_ARGS ?=
 CTEST_ARGS ?=
 DEMO_ARGS ?=
+CONSOLE_ARGS ?=
 
 CMAKE_COMMON := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
@@ -43,7 +45,7 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 # One harness per fuzz/fuzz_*.c; the corpus of each is fuzz/corpus/<name>/.
 FUZZERS := $(sort $(basename $(notdir $(wildcard fuzz/fuzz_*.c))))
 
-.PHONY: help deps build test test-build test-asan demo tour fuzz seeds bench bench-onboard bench-ingest bench-alert clean
+.PHONY: help deps build test test-build test-asan demo tour fuzz seeds bench bench-onboard bench-ingest bench-alert bench-console clean
 
 help: ## this list
 	@echo "medtrust — make targets:"
@@ -128,6 +130,9 @@ bench-ingest: build ## mosquitto + medtrustd + 1,000 mTLS devices: ingest vs its
 
 bench-alert: build ## fast packet -> alarm on the console's live stream under 1,000 devices of vitals (goal p99 <= 50 ms)
 	$(BUILD_DIR)/bench/alert --medtrust $(BUILD_DIR)/medtrust $(ALERT_ARGS)
+
+bench-console: build ## 100 patients at 1 Hz on /ward in headless Chromium for 10 min (goal SSE->DOM p95 <= 100 ms)
+	/usr/bin/python3 bench/console.py --build $(BUILD_DIR) $(CONSOLE_ARGS)
 
 clean: ## remove build/, build-asan/, build-fuzz/, fuzz work dirs, demo-deploy/, tour-deploy/
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR) fuzz/corpus-work fuzz/out demo-deploy tour-deploy

@@ -30,7 +30,10 @@
 # python3-paho-mqtt the broker tests' MQTT 5 clients; libsodium-dev the
 # argon2id password hashes of console users (src/core/users.c);
 # python3-hl7 parses the hub's HL7 output in the tests (a parser medtrust
-# did not write); nodejs (and npm, below) the FHIR validator of the tests.
+# did not write); nodejs (and npm, below) the FHIR validator of the tests
+# and the console's uPlot, installed into the build tree at build time;
+# chromium, chromium-driver and python3-selenium the console's browser
+# tests (tests/browser) and bench/console.
 set -euo pipefail
 
 PACKAGES=(
@@ -66,6 +69,9 @@ PACKAGES=(
 	python3-paho-mqtt
 	python3-hl7
 	nodejs
+	chromium
+	chromium-driver
+	python3-selenium
 )
 # npm runs the FHIR tests' independent validator (the npm `fhir` package,
 # tests/fhir).  Debian ships it as its own package; a node from elsewhere

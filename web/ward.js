@@ -73,7 +73,6 @@
 			: d.score > 0 ? "low" : "zero";
 		badge.className = "news2 b-" + band;
 		badge.querySelector("b").textContent = String(d.score);
-		tile.dataset.t = String(d.at_ms);
 	});
 
 	MT.on("alarm", (a) => {

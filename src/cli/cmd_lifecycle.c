@@ -19,7 +19,8 @@
  * revocation reaches every verifier that reads the CRL file) and then run
  * the deployment's revoke_hook (for integrations outside medtrust; the
  * broker plugin watches the registry itself); a failing hook is reported
- * (exit 1) but the revocation stands.
+ * (exit 1) but the revocation stands.  That sequence is mt_lifecycle_change
+ * (mt_lifecycle.h), which the console's /fleet runs too.
  *
  * Output is JSON lines on stdout for list/show (for scripts), a sentence
  * on stderr otherwise.  Exit codes (cli.h): 0; 1 a deployment, database or
@@ -36,6 +37,7 @@
 
 #include "cli.h"
 #include "medtrust/mt_deploy.h"
+#include "medtrust/mt_lifecycle.h"
 #include "medtrust/mt_util.h"
 
 #define LC_FILE_MAX (16u * 1024 * 1024)
@@ -387,110 +389,63 @@ static int device_show(int argc, char **argv)
 	return fflush(stdout) == 0 ? MT_EXIT_OK : MT_EXIT_ERROR;
 }
 
-static const struct {
-	const char *name;
-	enum mt_pki_reason reason;
-} reasons[] = {
-        {"unspecified", MT_PKI_REASON_UNSPECIFIED},
-        {"keyCompromise", MT_PKI_REASON_KEY_COMPROMISE},
-        {"cACompromise", MT_PKI_REASON_CA_COMPROMISE},
-        {"affiliationChanged", MT_PKI_REASON_AFFILIATION_CHANGED},
-        {"superseded", MT_PKI_REASON_SUPERSEDED},
-        {"cessationOfOperation", MT_PKI_REASON_CESSATION_OF_OPERATION},
-        {"certificateHold", MT_PKI_REASON_CERTIFICATE_HOLD},
-        {"privilegeWithdrawn", MT_PKI_REASON_PRIVILEGE_WITHDRAWN},
-        {"aACompromise", MT_PKI_REASON_AA_COMPROMISE},
-};
-
-enum lc_action { LC_REVOKE, LC_DECOMMISSION, LC_RELEASE };
-
-/* revoke / decommission / release: change, audit, CRL, hook. */
-static int device_change(int argc, char **argv, enum lc_action act)
+/* revoke / decommission / release: the change, its CRL and hook
+ * (mt_lifecycle_change, shared with the console), then the audit. */
+static int device_change(int argc, char **argv, enum mt_lifecycle_act act)
 {
 	static const char *const names[] = {"device revoke", "device decommission",
 	                                    "device release"};
-	static const char *const actions[] = {"device.revoke", "device.decommission",
-	                                      "device.release"};
 	const char *cmd = names[act], *conf = NULL, *reason_s = NULL, *pos[1] = {NULL};
 	const struct mt_cli_opt opts[] = {{"config", 'c', MT_CLI_VALUE, &conf, NULL},
 	                                  {"reason", 0, MT_CLI_VALUE, &reason_s, NULL},
 	                                  {NULL, 0, MT_CLI_VALUE, NULL, NULL}};
 	enum mt_pki_reason reason = MT_PKI_REASON_CESSATION_OF_OPERATION;
-	char detail[512], action[80], js[160];
+	struct mt_lifecycle_result res;
+	char members[480], detail[512], action[80];
 	struct mt_deploy *d = NULL;
-	const char *rname = "cessationOfOperation";
-	int64_t now = mt_deploy_now(), next = 0;
-	size_t n_certs = 0;
-	enum mt_err e, ce = MT_OK, he = MT_OK;
+	enum mt_err e;
 	int rc = mt_cli__parse_operands(cmd, device_usage, device_help, argc, argv, opts, pos, 1);
 
 	if (rc != MT_CLI_CONTINUE)
 		return rc;
-	if (act == LC_REVOKE) {
-		size_t i;
-
+	if (act == MT_LC_REVOKE) {
 		if (reason_s == NULL)
 			return mt_cli__usage(cmd, device_usage, "missing --reason");
-		for (i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
-			if (strcmp(reasons[i].name, reason_s) == 0)
-				break;
-		if (i == sizeof reasons / sizeof reasons[0])
+		if (!mt_lifecycle_reason(reason_s, &reason))
 			return mt_cli__usage(cmd, device_usage, "--reason: unknown reason '%s'",
 			                     reason_s);
-		reason = reasons[i].reason;
-		rname = reasons[i].name;
 	} else if (reason_s != NULL) {
 		return mt_cli__usage(cmd, device_usage, "--reason is for 'device revoke' only");
 	}
 	rc = open_deploy(conf, true, &d);
 	if (rc != MT_EXIT_OK)
 		return rc;
-	if (act == LC_REVOKE)
-		e = mt_registry_revoke(d->reg, pos[0], reason, now, &n_certs);
-	else if (act == LC_DECOMMISSION)
-		e = mt_registry_decommission(d->reg, pos[0], now, &n_certs);
-	else
-		e = mt_registry_release(d->reg, pos[0], now);
-	if (e == MT_OK && act != LC_RELEASE) {
-		ce = mt_deploy_open_ca(d);
-		if (ce == MT_OK)
-			ce = mt_deploy_crl_refresh(d, now, &next);
-		he = mt_deploy_revoke_hook(d, pos[0], rname);
-	}
-	(void)snprintf(detail, sizeof detail,
-	               "{\"reason\":\"%s\",\"certificates_revoked\":%zu,\"crl_next_update\":%" PRId64
-	               ",\"crl\":\"%s\",\"hook\":\"%s\"%s%s}",
-	               act == LC_RELEASE ? "released" : rname, n_certs, next,
-	               act == LC_RELEASE ? "unchanged" : ce == MT_OK ? "signed" : "FAILED",
-	               mt_deploy_get(d, "revoke_hook") == NULL ? "none"
-	               : he == MT_OK                           ? "ok"
-	                                                       : "FAILED",
-	               e == MT_OK ? "" : ",\"error\":",
-	               e == MT_OK ? "" : mt_deploy_json_str(mt_err_str(e), js, sizeof js));
-	(void)snprintf(action, sizeof action, "%s%s", actions[act], e == MT_OK ? "" : ".refused");
+	e = mt_lifecycle_change(d, act, pos[0], reason, mt_deploy_now(), &res);
+	mt_lifecycle_detail(act, reason, &res, members, sizeof members);
+	(void)snprintf(detail, sizeof detail, "{%s}", members);
+	(void)snprintf(action, sizeof action, "%s%s", mt_lifecycle_action(act),
+	               e == MT_OK ? "" : ".refused");
 	rc = audit(d, action, pos[0], e == MT_OK ? MT_AUDIT_OK : MT_AUDIT_REFUSED, detail);
 	if (e == MT_ERR_REG_UNKNOWN || e == MT_ERR_REG_STATE) {
-		struct mt_device_rec r;
-
-		if (e == MT_ERR_REG_STATE && mt_registry_device(d->reg, pos[0], &r) == MT_OK)
+		if (e == MT_ERR_REG_STATE && res.status != 0)
 			fprintf(stderr, "refused: device %s is %s\n", pos[0],
-			        mt_dev_status_name(r.status));
+			        mt_dev_status_name(res.status));
 		else
 			fprintf(stderr, "refused: %s: %s\n", pos[0], mt_err_str(e));
 		rc = MT_EXIT_REFUSED;
 	} else if (e != MT_OK) {
 		rc = mt_cli__error(cmd, e);
-	} else if (ce != MT_OK) {
+	} else if (res.crl != MT_OK) {
 		rc = mt_cli__error("signing the new CRL (the registry change stands; run 'medtrust "
 		                   "crl refresh')",
-		                   ce);
-	} else if (he != MT_OK) {
+		                   res.crl);
+	} else if (res.hook != MT_OK) {
 		fprintf(stderr, "error: the revoke hook %s failed (the revocation stands)\n",
 		        mt_deploy_get(d, "revoke_hook"));
 		rc = MT_EXIT_ERROR;
 	} else if (rc == MT_EXIT_OK) {
-		fprintf(stderr, "%s: %s (%zu certificate(s) revoked%s)\n", cmd, pos[0], n_certs,
-		        act == LC_RELEASE ? "" : ", new CRL signed");
+		fprintf(stderr, "%s: %s (%zu certificate(s) revoked%s)\n", cmd, pos[0], res.n_certs,
+		        act == MT_LC_RELEASE ? "" : ", new CRL signed");
 	}
 	mt_deploy_close(d);
 	return rc;
@@ -498,17 +453,17 @@ static int device_change(int argc, char **argv, enum lc_action act)
 
 static int device_revoke(int argc, char **argv)
 {
-	return device_change(argc, argv, LC_REVOKE);
+	return device_change(argc, argv, MT_LC_REVOKE);
 }
 
 static int device_decommission(int argc, char **argv)
 {
-	return device_change(argc, argv, LC_DECOMMISSION);
+	return device_change(argc, argv, MT_LC_DECOMMISSION);
 }
 
 static int device_release(int argc, char **argv)
 {
-	return device_change(argc, argv, LC_RELEASE);
+	return device_change(argc, argv, MT_LC_RELEASE);
 }
 
 int mt_cli_device(int argc, char **argv)

@@ -1737,14 +1737,15 @@ int64_t con_parse_id(const char *s)
 }
 
 /* A path of ours to come back to: '/', then letters, digits, '/', '-',
- * '_' — no scheme, no host, no "//", no query. */
+ * '_', '.' (device ids have dots; never right after a '/', so no "..")
+ * — no scheme, no host, no "//", no query. */
 static bool back_path(const char *p)
 {
 	if (p == NULL || p[0] != '/' || p[1] == '/' || strlen(p) > 128)
 		return false;
 	for (const char *q = p; *q; q++)
 		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
-		      *q == '/' || *q == '-' || *q == '_'))
+		      *q == '/' || *q == '-' || *q == '_' || (*q == '.' && q[-1] != '/')))
 			return false;
 	return true;
 }

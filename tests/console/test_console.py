@@ -238,12 +238,12 @@ class Console(unittest.TestCase):
     # ---- sign-in, forced change, the ward ------------------------------------------------
 
     def test_F02_F03_F04_signin_forced_change_and_ward(self):
-        otp = self.add_user("nurse1", "clinician")
-        self.cli_ok("user", "wards", "nurse1", *WARDS)
+        otp = self.add_user("ward-nurse", "clinician")
+        self.cli_ok("user", "wards", "ward-nurse", *WARDS)
         b = self.browser()
         attacker = "A" * 43
         b.jar["mt_session"] = attacker  # a session id planted before sign-in (F03)
-        st, h, page = self.login(b, "nurse1", otp, 303)
+        st, h, page = self.login(b, "ward-nurse", otp, 303)
         self.assertEqual(h["Location"], "/password")
         sc = set_cookie(h, "mt_session")
         self.assertIsNotNone(sc)
@@ -287,8 +287,8 @@ class Console(unittest.TestCase):
         st, h, _ = self.browser().get("/ward", cookies={"mt_session": first})
         self.assertEqual((st, h["Location"]), (303, "/login"))
         # the one-time password is spent; the new one works
-        st, _, _ = self.login(self.browser(), "nurse1", otp, 401)
-        st, h, _ = self.login(self.browser(), "nurse1", new, 303)
+        st, _, _ = self.login(self.browser(), "ward-nurse", otp, 401)
+        st, h, _ = self.login(self.browser(), "ward-nurse", new, 303)
         self.assertEqual(h["Location"], "/ward")
         # the ward: names and MRNs decrypted, devices, a heart rate from the simulator
         deadline = time.monotonic() + 120
@@ -319,12 +319,12 @@ class Console(unittest.TestCase):
         self.assertIn(self.lot[0], ppage)
         text, recs = self.audit()
         self.assertTrue(any(x["action"] == "console.login" and x["outcome"] == "ok" and
-                            x["subject"] == "nurse1" and
+                            x["subject"] == "ward-nurse" and
                             x["detail"].get("source") == "127.0.0.1" for x in recs))
         self.assertTrue(any(x["action"] == "console.password" and x["outcome"] == "ok" and
-                            x["subject"] == "nurse1" for x in recs))
+                            x["subject"] == "ward-nurse" for x in recs))
         self.assertTrue(any(x["action"] == "console.ward.view" and
-                            x["actor"] == "user:nurse1" for x in recs))
+                            x["actor"] == "user:ward-nurse" for x in recs))
         for secret in (otp, new):
             self.assertNotIn(secret, text)
 
@@ -661,7 +661,7 @@ class Console(unittest.TestCase):
             self.assertEqual(st, 200)
             m = re.search(r'<p class="fresh" data-fresh>no data for (\d+) s</p>', page)
             if m:
-                self.assertGreater(int(m.group(1)), 60)
+                self.assertGreaterEqual(int(m.group(1)), 60)
                 break
         else:
             self.fail("no 'no data' marker 120 s after the simulator stopped:\n" + page)
