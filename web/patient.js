@@ -93,6 +93,8 @@
 				scales: { x: { time: true, range: () => { const n = MT.now() / 1000; return [n - windowS, n]; } } },
 				series: [{}].concat(c.def.codes.map(([, label, colour]) => ({
 					label, stroke: colour, width: 1.5, spanGaps: true,
+					/* dots while the window holds few readings (spot checks: NIBP, glucose) */
+					points: { show: (u, si, i0, i1) => i1 - i0 < 120, size: 5, fill: colour },
 					value: (u, v) => (v === null || v === undefined ? "\u2014" : MT.fmt(v, null, c.def.places)),
 				}))),
 				axes: [{}, { size: 46 }],

@@ -1,17 +1,34 @@
 /*
- * console.c — medtrustd's web console: server-rendered HTML, sessions,
- * CSRF, lockout, the ward overview (console.h; docs/console.md; threats
- * F01–F07, F16; clinical.md §1, §3).
+ * console.c — medtrustd's web console: the router, sessions, sign-in,
+ * CSRF, lockout, re-authentication and the ward overview (console.h,
+ * console_int.h; docs/console.md; threats F01–F07, F09, F10, F16;
+ * clinical.md §1, §3).  The other views live in console_patient.c,
+ * console_fleet.c, console_admin.c and console_auditview.c.
  *
- * No JavaScript.  Every page is HTML built here, in one buffer per
- * request, with every string that comes from data (patient names and
- * MRNs, wards, beds, device ids, user names, the hospital's name) passed
- * through mt_html_escape, the one escaper (F06, F07).  The pages need
- * nothing but a same-origin stylesheet, so the Content-Security-Policy is
- * `default-src 'none'; style-src 'self'; ...`: an injected <script>,
- * inline or not, an inline style or a frame would not run even if
- * escaping failed.  The ward page refreshes itself with <meta
- * http-equiv="refresh">, which CSP leaves alone.
+ * Pages.  Every page is HTML built in the hub, in one buffer per request,
+ * with every string that comes from data (patient names and MRNs, wards,
+ * beds, device ids, user names, the hospital's name) passed through
+ * mt_html_escape, the one escaper (F06, F07).  The live pages (ward,
+ * patient) are kept current by the hub's own scripts — the scripts under web/ and uPlot,
+ * compiled into medtrustd at build time and served from /static/ — which
+ * write data into the page as text only.  The Content-Security-Policy is
+ * `default-src 'none'; script-src 'self'; connect-src 'self'; style-src
+ * 'self'; ...`: an injected <script>, inline or from elsewhere, an inline
+ * event handler or style, or a frame would not run even if escaping
+ * failed.
+ *
+ * Who sees what (F09, F10, F17).  The router (views[]) names the roles
+ * that may open each path: clinicians the ward, their patients and the
+ * alarms; biomedical engineers the fleet and onboarding; administrators
+ * the administration pages; auditors (and administrators) the audit
+ * chain.  Any other role gets 403, audited as console.forbidden.  Within a
+ * role, a clinician sees only the patients of their wards (user_wards),
+ * on the ward page, by a patient's URL (404, as for an unknown id) and on
+ * the live stream (live.c filters each event).  An administrative change
+ * needs the password given within console_reauth_s (default 5 min):
+ * con_recent_auth sends the browser through /reauth, which checks the
+ * password (and second factor) as a sign-in does, counted toward the
+ * lockout.
  *
  * Sessions (F03, F04).  A session is 32 bytes from RAND_bytes, sent once
  * as the base64url cookie mt_session (HttpOnly; Secure; SameSite=Strict;
@@ -19,8 +36,8 @@
  * the password must change, the session's CSRF token and its times: a
  * memory dump yields no usable cookie.  Lookups compare hashes with
  * CRYPTO_memcmp.  A session dies after IDLE_S without a request of the
- * user's (the ward page's own refreshes do not count, so a screen left
- * open does sign out) or ABSOLUTE_S after sign-in, whichever comes first,
+ * user's (the live stream does not count, so a screen left open does
+ * sign out) or ABSOLUTE_S after sign-in, whichever comes first,
  * and at sign-out; a sign-in always makes a new session and drops the one
  * the browser presented (no fixation), as does a password change.  The
  * table holds SESSIONS_MAX sessions; a new one evicts the least recently
@@ -49,20 +66,21 @@
  * (console.login ok/refused, console.lockout) naming the user and the
  * source, never the password.
  *
- * The ward page (clinical.md §1, §3).  Patients come from the readings
- * store, decrypted here (name, MRN); their devices from the open
- * assignments; the newest value of each quantity from their readings:
- * for each patient the console remembers the newest observation of each
- * code and the highest reading id it has looked at, and on each view
- * decrypts only readings stored since (at most BACKFILL of them, newest
- * device time first: mt_store_latest_reading_ids), verifying nothing
- * again — the hub verified each at ingest and they are stored
+ * The ward page (clinical.md §1, §3).  One tile per patient of the
+ * clinician's wards.  Patients come from the readings store, decrypted
+ * here (name, MRN); the newest value of each quantity from their
+ * readings: for each patient the console remembers the newest observation
+ * of each code and the highest reading id it has looked at, and on each
+ * view decrypts only readings stored since (at most BACKFILL of them,
+ * newest device time first: mt_store_latest_reading_ids), verifying
+ * nothing again — the hub verified each at ingest and they are stored
  * authenticated.  Values are printed with the observation's `places`, or
- * the default of clinical.md §1.  A patient whose newest reading reached
- * the hub more than STALE_S ago is marked "no data for N s" — the
- * technical "device offline" hint of §3, on the hub's clock, not the
- * device's.  Showing identities is audited as console.ward.view, once per
- * session per VIEW_AUDIT_S.
+ * the default of clinical.md §1.  The newest NEWS2 and the open alarms
+ * are painted too; web/ward.js then follows the live stream.  A patient
+ * whose newest reading reached the hub more than STALE_S ago is marked
+ * "no data for N s" — the technical "device offline" hint of §3, on the
+ * hub's clock, not the device's.  Showing identities is audited as
+ * console.ward.view, once per session per VIEW_AUDIT_S.
  *
  * Inputs are bounded before they are parsed: form bodies MT_FORM_BODY_MAX
  * (4 KiB, else 413), application/x-www-form-urlencoded only (else 415),
@@ -1540,6 +1558,8 @@ static void api_stream(struct mt_console *c, const struct mt_https_req *rq,
 		return;
 	}
 	sc->live = c->live;
+	sc->f.has_session = true;
+	memcpy(sc->f.session, s->hash, sizeof sc->f.session);
 	con_audit(c, s->user, rq, "console.stream.open", s->user, MT_AUDIT_OK,
 	      "\"wards\":%zu,\"all\":%s", sc->f.n_wards, sc->f.all ? "true" : "false");
 	rs->status = 200;
@@ -1859,12 +1879,30 @@ out:
 	free(f);
 }
 
+/* mt_live's guard: does the session a stream was opened in still live?
+ * Sign-out, a timeout or a password change end its streams too (F04). */
+static bool stream_session_lives(void *arg, const uint8_t session[32])
+{
+	struct mt_console *c = arg;
+	int64_t now = mt_deploy_now();
+	bool live = false;
+
+	pthread_mutex_lock(&c->sess_lock);
+	for (int i = 0; i < SESSIONS_MAX; i++)
+		if (c->sess[i].used && CRYPTO_memcmp(c->sess[i].hash, session, 32) == 0 &&
+		    session_live(&c->sess[i], now))
+			live = true;
+	pthread_mutex_unlock(&c->sess_lock);
+	return live;
+}
+
 void mt_console_set_clinical(struct mt_console *c, struct mt_live *live, struct mt_clinical *clin)
 {
 	if (c == NULL)
 		return;
 	c->live = live;
 	c->clin = clin;
+	mt_live_set_guard(live, stream_session_lives, c);
 }
 
 /* ---- the router ------------------------------------------------------------------------------ */

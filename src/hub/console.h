@@ -1,18 +1,26 @@
 /*
- * console.h — the web console of medtrustd: sign-in, forced password
- * change, the ward overview, sign-out; server-rendered HTML behind the
- * hub's HTTPS server (https.h), with sessions, CSRF tokens, lockout and a
- * strict Content-Security-Policy (docs/console.md; threats F01–F07, F16).
+ * console.h — the web console of medtrustd: sign-in, the live ward and
+ * patient pages for clinicians, the fleet for biomedical engineers,
+ * administration, the audit chain for auditors; HTML built in the hub
+ * behind its HTTPS server (https.h), with sessions, CSRF tokens, lockout,
+ * roles and a strict Content-Security-Policy (docs/console.md; threats
+ * F01–F10, F12, F13, F16, F17).
  *
- *   GET  /                  303 to /ward (signed in) or /login
- *   GET  /login, POST /login       sign in (user, password, csrf)
- *   GET  /password, POST /password change the password (current, new,
- *                                  repeat, csrf); forced after a one-time
- *                                  password
- *   GET  /ward              every ward, its patients, their devices and
- *                           newest values; refreshes itself every 10 s
+ *   GET  /                  303 to the home page of the user's role, or /login
+ *   GET  /login, POST /login       sign in (user, password, code, csrf)
+ *   GET  /password, POST /password change the password; forced after a
+ *                                  one-time password
+ *   GET  /reauth, POST /reauth     the password again before an
+ *                                  administrative change
  *   POST /logout            sign out (csrf)
- *   GET  /static/console.css
+ *   /ward, /patient/<id>, /api/stream, /api/alarms[/ack], /api/patient/…
+ *                           clinicians (the stream and alarms: biomed too)
+ *   /fleet, /onboarding, /api/fleet        biomedical engineers
+ *   /admin…                 administrators
+ *   /audit…                 auditors and administrators
+ *   GET  /static/<name>     the stylesheet, the pages' scripts, uPlot
+ *
+ * docs/console.md has every route.
  *
  * The hub routes here every request that is not EST (/.well-known/),
  * device API (/mt/) or /healthz (hub.c), after its per-source rate limit.

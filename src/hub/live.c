@@ -31,7 +31,19 @@ struct mt_live {
 	struct sub subs[SUBS_MAX];
 	size_t n;
 	uint64_t last_beat_ms;
+	mt_live_guard guard;
+	void *guard_arg;
 };
+
+void mt_live_set_guard(struct mt_live *l, mt_live_guard fn, void *arg)
+{
+	if (l == NULL)
+		return;
+	pthread_mutex_lock(&l->lock);
+	l->guard = fn;
+	l->guard_arg = arg;
+	pthread_mutex_unlock(&l->lock);
+}
 
 static uint64_t mono_ms(void)
 {
@@ -158,6 +170,8 @@ void mt_live_tick(struct mt_live *l)
 		if (s->st == NULL)
 			continue;
 		if (!mt_https_stream_open(s->st) ||
+		    (beat_now && s->f.has_session && l->guard != NULL &&
+		     !l->guard(l->guard_arg, s->f.session)) ||
 		    (beat_now && !mt_https_stream_send(s->st, beat, sizeof beat - 1)))
 			drop(l, s);
 	}

@@ -11,7 +11,8 @@
  * user may not see.  Publishing never blocks on a client: bytes are queued
  * on the stream, bounded, and a stream that falls behind is cut off.
  * Every 5 s each stream gets a `tick` event, so a broken connection is
- * noticed and the browser sees that its stream is alive.
+ * noticed and the browser sees that its stream is alive; at the same
+ * beat a stream whose console session has ended is cut (mt_live_set_guard).
  */
 #ifndef MT_HUB_LIVE_H
 #define MT_HUB_LIVE_H
@@ -38,7 +39,17 @@ struct mt_live_filter {
 	size_t n_wards;
 	char wards[MT_LIVE_WARDS_MAX][MT_LIVE_WARD_MAX + 1];
 	char user[80]; /* for the record */
+	/* The console session the stream belongs to (its cookie's SHA-256):
+	 * with a guard set, a stream whose session has ended — sign-out,
+	 * timeout, a password change — is cut at the next heartbeat. */
+	bool has_session;
+	uint8_t session[32];
 };
+
+/* The guard asked at each heartbeat whether a stream's session still
+ * lives (called with mt_live's lock held: it must not call mt_live). */
+typedef bool (*mt_live_guard)(void *arg, const uint8_t session[32]);
+void mt_live_set_guard(struct mt_live *l, mt_live_guard fn, void *arg);
 
 /* Take stream `st` (its handle: mt_live releases it) with filter *f; the
  * stream gets a first "hello" event.  false: too many streams (the stream

@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "clinical"))
 sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 import browser_util as B  # noqa: E402
 import telemetry_util as T  # noqa: E402
-from test_alarms import ClinicalAlarms  # noqa: E402
+import test_alarms  # noqa: E402  (its packet builders; not its tests)
 from test_ingest_threats import AttackerTools, onboard, wait_connected  # noqa: E402
 
 MARKUP = '<img src=x onerror="window.__pwned=1">Eve'
@@ -60,8 +60,8 @@ PW = "browser-test-Passw0rd!"
 
 
 class BrowserConsole(AttackerTools, unittest.TestCase):
-    vitals = ClinicalAlarms.vitals
-    alert = ClinicalAlarms.alert
+    vitals = test_alarms.ClinicalAlarms.vitals
+    alert = test_alarms.ClinicalAlarms.alert
 
     @classmethod
     def setUpClass(cls):
@@ -415,8 +415,12 @@ class BrowserConsole(AttackerTools, unittest.TestCase):
         self.assertIn("Verified", aud.find_element(By.CSS_SELECTOR, ".chain").text)
         self.shot(aud, "auditor-chain")
         text = aud.find_element(By.TAG_NAME, "main").text
-        for action in ("device.revoke", "alarm.ack", "console.login"):
+        for action in ("device.revoke", "console.login", "console.forbidden"):
             self.assertIn(action, text)
+        # the acknowledgement: the alarm's transition, by the nurse
+        aud.get(self.base + "/audit?action=alarm.transition")
+        text = aud.find_element(By.TAG_NAME, "main").text
+        self.assertRegex(text, r'"phase":"ack","state":"acknowledged".*"by":"nurse"')
         aud.get(self.base + "/audit?action=device.revoke")
         rows = aud.find_elements(By.CSS_SELECTOR, "table.audit tbody tr")
         self.assertGreaterEqual(len(rows), 1)
