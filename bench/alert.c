@@ -14,7 +14,7 @@
  *   - every device is assigned to a patient (N patients on wards of 40
  *     beds) in the readings store, as `medtrust patient add/assign` would
  *     (--unassigned: none, so the engine scores nothing);
- *   - a console user is made with `medtrust user add --role admin` (it
+ *   - a console user is made with `medtrust user add --role biomed` (it
  *     sees every ward) and medtrustd is restarted with ingest;
  *   - this program signs in over HTTPS as a browser does (GET /login: the
  *     csrf field and the mt_login_csrf cookie; POST /login; the forced
@@ -639,7 +639,7 @@ static bool assign_patients(double *secs)
 static bool console_user(const struct bench_env *E, char *otp, size_t cap)
 {
 	char log[PATH_MAX + 16], line[512];
-	char *argv[] = {(char *)E->bin, "user", "add", CONSOLE_USER, "--role", "admin", "-c", B.conf,
+	char *argv[] = {(char *)E->bin, "user", "add", CONSOLE_USER, "--role", "biomed", "-c", B.conf,
 	                NULL};
 	FILE *f;
 	bool ok = false;
