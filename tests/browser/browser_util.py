@@ -50,13 +50,25 @@ def sign_in(drv, base, user, password, new_password=None):
     drv.get(base + "/login")
     drv.find_element(By.NAME, "user").send_keys(user)
     drv.find_element(By.NAME, "password").send_keys(password)
-    drv.find_element(By.CSS_SELECTOR, "form.box button").click()
+    submit(drv)
     if drv.current_url.endswith("/password") and new_password:
         drv.find_element(By.NAME, "current").send_keys(password)
         drv.find_element(By.NAME, "new").send_keys(new_password)
         drv.find_element(By.NAME, "repeat").send_keys(new_password)
-        drv.find_element(By.CSS_SELECTOR, "form.box button").click()
+        submit(drv)
     return drv.current_url
+
+
+def submit(drv, css="form.box button[type=submit]", timeout=60):
+    """Click the form's button and wait for the answer page to replace this
+    one (a sign-in's argon2id takes a while, more so under ASan)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = drv.find_element(By.TAG_NAME, "html")
+    drv.find_element(By.CSS_SELECTOR, css).click()
+    WebDriverWait(drv, timeout).until(EC.staleness_of(old), "the form's answer")
 
 
 def wait_for(drv, fn, timeout=20, what="condition"):

@@ -52,6 +52,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "clinical"))
 sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 import browser_util as B  # noqa: E402
 import telemetry_util as T  # noqa: E402
+from console_util import DeploymentCli  # noqa: E402
 import test_alarms  # noqa: E402  (its packet builders; not its tests)
 from test_ingest_threats import AttackerTools, onboard, wait_connected  # noqa: E402
 
@@ -59,7 +60,10 @@ MARKUP = '<img src=x onerror="window.__pwned=1">Eve'
 PW = "browser-test-Passw0rd!"
 
 
-class BrowserConsole(AttackerTools, unittest.TestCase):
+class BrowserConsole(DeploymentCli, AttackerTools, unittest.TestCase):
+    CLI_TIMEOUT = 60
+    CLI_STRIP = True
+
     vitals = test_alarms.ClinicalAlarms.vitals
     alert = test_alarms.ClinicalAlarms.alert
 
@@ -115,16 +119,6 @@ class BrowserConsole(AttackerTools, unittest.TestCase):
         cls.d.cleanup()
 
     # -- tools --
-    @classmethod
-    def cli(cls, *args):
-        return T.U.sh([T.U.BIN] + list(args) + ["-c", cls.d.conf], env=cls.d.env())
-
-    @classmethod
-    def cli_ok(cls, *args):
-        r = cls.cli(*args)
-        if r.returncode != 0:
-            raise AssertionError("medtrust %s: %s" % (" ".join(args), r.stderr.decode()))
-        return r.stdout.decode().strip()
 
     def browser(self):
         drv = B.chrome()
@@ -395,7 +389,7 @@ class BrowserConsole(AttackerTools, unittest.TestCase):
         self.shot(bio, "biomed-revoke-confirm")
         Select(bio.find_element(By.NAME, "reason")).select_by_value("keyCompromise")
         bio.find_element(By.NAME, "confirm").send_keys(dev)
-        bio.find_element(By.CSS_SELECTOR, "form.box button[type=submit]").click()
+        B.submit(bio)
         self.shot(bio, "biomed-revoke-done")
         bio.get(self.base + "/fleet")
         row = bio.find_element(By.ID, "dev-" + dev)
