@@ -260,6 +260,12 @@ struct mt_audit_verdict {
 MT_NODISCARD enum mt_err mt_audit_verify(struct mt_audit_store *store, const struct mt_pubkey *hub,
                                          const char *checkpoint_path, struct mt_audit_verdict *v);
 
+/* One word per verdict code of mt_audit_verify(), as `medtrust audit verify`
+ * prints it and the console shows it: "edited" "missing" "order" "link"
+ * "checkpoint-signature" "checkpoint" "truncated" "malformed"; NULL for any
+ * other code (MT_OK and operational failures).  A static string. */
+const char *mt_audit_reason_word(enum mt_err e);
+
 /* Records from..to (inclusive; to 0 = through the last), each as one JSON
  * line handed to `line` (NUL-terminated, ending in "\n", `len` bytes without
  * the NUL).  Errors: the store's, MT_ERR_NOMEM, whatever `line` returns. */

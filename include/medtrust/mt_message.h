@@ -148,6 +148,11 @@ MT_NODISCARD enum mt_err mt_message_decode(const uint8_t *buf, size_t len,
                                            struct mt_message *m, struct mt_obs *obs,
                                            size_t obs_cap, const char **why);
 
+/* When observation `o` of `m` was taken: m->ts + o->t (t ≤ 0, ms) into *t.
+ * false when it cannot be placed: an offset that is not an integer ≤ 0
+ * within int64, or one that reaches before the epoch. */
+bool mt_message_obs_time(const struct mt_message *m, const struct mt_obs *o, uint64_t *t);
+
 /* Clinical plausibility of every observation (clinical.md §1): known code,
  * the unit that belongs to it, value inside its range.  MT_OK or
  * MT_ERR_PKT_IMPLAUSIBLE with a reason. */

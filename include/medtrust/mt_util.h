@@ -1,6 +1,7 @@
 /*
- * mt_util.h — two small helpers every layer needs: a refusal sentence into
- * a caller's buffer, and a file replaced atomically.
+ * mt_util.h — small helpers every layer needs: a refusal sentence into a
+ * caller's buffer, a file replaced atomically or read whole, and a day
+ * number of a calendar date.
  */
 #ifndef MT_UTIL_H
 #define MT_UTIL_H
@@ -25,5 +26,9 @@ MT_NODISCARD enum mt_err mt_file_replace(const char *path, const void *data, siz
  * MT_ERR_NOT_FOUND (no such file), MT_ERR_BUFFER (over max), MT_ERR_IO,
  * MT_ERR_NOMEM. */
 MT_NODISCARD enum mt_err mt_file_read(const char *path, size_t max, uint8_t **buf, size_t *len);
+
+/* Days since 1970-01-01 of the proleptic Gregorian date y-m-d (m 1..12,
+ * d 1..31; the caller checks the day exists): H. Hinnant's days_from_civil. */
+int64_t mt_days_from_civil(int64_t y, unsigned m, unsigned d);
 
 #endif

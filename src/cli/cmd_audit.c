@@ -26,7 +26,7 @@
  * Exit codes as everywhere (cli.h): 0; 1 for a database, key or file
  * failure; 2 when verify finds the chain broken, with
  *   bad: record <seq>: <reason>: <sentence>
- * on stderr, <reason> one word per verdict code (reason_word below);
+ * on stderr, <reason> one word per verdict code (mt_audit_reason_word);
  * 64 usage (and an event field the library refuses); 65 a --detail that is
  * not a JSON object.
  */
@@ -248,31 +248,6 @@ static int open_existing(const char *path, struct mt_audit_store **store)
 	return MT_EXIT_OK;
 }
 
-/* One word per verdict code: the <reason> of "bad: record <seq>: ...". */
-static const char *reason_word(enum mt_err e)
-{
-	switch (e) {
-	case MT_ERR_AUDIT_EDITED:
-		return "edited";
-	case MT_ERR_AUDIT_MISSING:
-		return "missing";
-	case MT_ERR_AUDIT_ORDER:
-		return "order";
-	case MT_ERR_AUDIT_LINK:
-		return "link";
-	case MT_ERR_AUDIT_CHECKPOINT_SIG:
-		return "checkpoint-signature";
-	case MT_ERR_AUDIT_CHECKPOINT:
-		return "checkpoint";
-	case MT_ERR_AUDIT_TRUNCATED:
-		return "truncated";
-	case MT_ERR_AUDIT_FORMAT:
-		return "malformed";
-	default:
-		return NULL;
-	}
-}
-
 static int audit_verify(int argc, char **argv)
 {
 	const char *cmd = "audit verify";
@@ -317,7 +292,7 @@ static int audit_verify(int argc, char **argv)
 	}
 
 	e = mt_audit_verify(store, hub, o.checkpoints, &v);
-	word = reason_word(e);
+	word = mt_audit_reason_word(e);
 	if (e == MT_OK) {
 		e = store->ops->last_checkpoint(store->ctx, &last_cp);
 		if (e != MT_OK) {

@@ -342,21 +342,6 @@ static bool field_ok(const char *t, size_t max, bool allow_empty)
 	return true;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 static int digits(const char *t, size_t n)
 {
 	int v = 0;
@@ -384,7 +369,7 @@ static bool date_parse(const char *t, int64_t *days)
 		return false;
 	if (d > mdays[m - 1] + (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)))
 		return false;
-	*days = days_from_civil(y, (unsigned)m, (unsigned)d);
+	*days = mt_days_from_civil(y, (unsigned)m, (unsigned)d);
 	return true;
 }
 

@@ -748,6 +748,30 @@ static enum mt_err walk_one(const struct mt_audit_record *r, void *arg)
 	return MT_OK;
 }
 
+const char *mt_audit_reason_word(enum mt_err e)
+{
+	switch (e) {
+	case MT_ERR_AUDIT_EDITED:
+		return "edited";
+	case MT_ERR_AUDIT_MISSING:
+		return "missing";
+	case MT_ERR_AUDIT_ORDER:
+		return "order";
+	case MT_ERR_AUDIT_LINK:
+		return "link";
+	case MT_ERR_AUDIT_CHECKPOINT_SIG:
+		return "checkpoint-signature";
+	case MT_ERR_AUDIT_CHECKPOINT:
+		return "checkpoint";
+	case MT_ERR_AUDIT_TRUNCATED:
+		return "truncated";
+	case MT_ERR_AUDIT_FORMAT:
+		return "malformed";
+	default:
+		return NULL;
+	}
+}
+
 enum mt_err mt_audit_verify(struct mt_audit_store *store, const struct mt_pubkey *hub,
                             const char *checkpoint_path, struct mt_audit_verdict *v)
 {

@@ -30,4 +30,12 @@ enum mt_err mt_audit__file_append(const char *path, const uint8_t *cose, size_t 
 typedef enum mt_err (*mt_audit__line_cb)(const char *line, size_t len, size_t lineno, void *arg);
 enum mt_err mt_audit__file_read(const char *path, mt_audit__line_cb cb, void *arg);
 
+/* The columns every SELECT of the audit table starts with, "seq, time_ms,
+ * kind, actor, action, subject, outcome, detail", into a zeroed *r (r->
+ * malformed set when one is not of its type, range or size); the caller
+ * reads the columns after them.  audit_sqlite.c and audit_search.c. */
+struct sqlite3_stmt;
+struct mt_audit_record;
+void mt_audit__row_fields(struct sqlite3_stmt *st, struct mt_audit_record *r);
+
 #endif

@@ -23,6 +23,8 @@
 
 #include "medtrust/mt_audit_search.h"
 
+#include "audit_int.h"
+
 #define SQL_MAX 4096
 
 struct sql {
@@ -67,35 +69,6 @@ static int prefix(struct sql *q)
 	return q->params;
 }
 
-static void get_text(sqlite3_stmt *st, int col, char *dst, size_t cap, struct mt_audit_record *r)
-{
-	const unsigned char *p = sqlite3_column_text(st, col);
-	size_t n = (size_t)sqlite3_column_bytes(st, col);
-
-	if (sqlite3_column_type(st, col) != SQLITE_TEXT || p == NULL) {
-		r->malformed = true;
-		dst[0] = '\0';
-		return;
-	}
-	if (n >= cap || memchr(p, '\0', n) != NULL) {
-		r->malformed = true;
-		n = strnlen((const char *)p, cap - 1);
-	}
-	memcpy(dst, p, n);
-	dst[n] = '\0';
-}
-
-static uint64_t get_u(sqlite3_stmt *st, int col, uint64_t max, struct mt_audit_record *r)
-{
-	sqlite3_int64 v = sqlite3_column_int64(st, col);
-
-	if (sqlite3_column_type(st, col) != SQLITE_INTEGER || v < 0 || (uint64_t)v > max) {
-		r->malformed = true;
-		return 0;
-	}
-	return (uint64_t)v;
-}
-
 static void get_hash(sqlite3_stmt *st, int col, uint8_t out[MT_AUDIT_HASH_LEN],
                      struct mt_audit_record *r)
 {
@@ -111,15 +84,7 @@ static void get_hash(sqlite3_stmt *st, int col, uint8_t out[MT_AUDIT_HASH_LEN],
 
 static void row(sqlite3_stmt *st, struct mt_audit_record *r)
 {
-	memset(r, 0, sizeof *r);
-	r->seq = get_u(st, 0, (uint64_t)INT64_MAX, r);
-	r->time_ms = get_u(st, 1, (uint64_t)INT64_MAX, r);
-	r->kind = (enum mt_audit_kind)get_u(st, 2, MT_AUDIT_CHECKPOINT, r);
-	get_text(st, 3, r->actor, sizeof r->actor, r);
-	get_text(st, 4, r->action, sizeof r->action, r);
-	get_text(st, 5, r->subject, sizeof r->subject, r);
-	r->outcome = (enum mt_audit_outcome)get_u(st, 6, MT_AUDIT_ERROR, r);
-	get_text(st, 7, r->detail, sizeof r->detail, r);
+	mt_audit__row_fields(st, r);
 	get_hash(st, 8, r->prev_hash, r);
 	get_hash(st, 9, r->hash, r);
 }

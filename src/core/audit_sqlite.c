@@ -33,6 +33,8 @@
 
 #include "medtrust/mt_audit.h"
 
+#include "audit_int.h"
+
 #define COLS                                                                                       \
 	"seq, time_ms, kind, actor, action, subject, outcome, detail, checkpoint, "                \
 	"prev_hash, hash"
@@ -178,9 +180,8 @@ static uint64_t get_u(sqlite3_stmt *st, int col, uint64_t max, struct mt_audit_r
 	return (uint64_t)v;
 }
 
-static void row(sqlite3_stmt *st, struct mt_audit_record *r)
+void mt_audit__row_fields(sqlite3_stmt *st, struct mt_audit_record *r)
 {
-	size_t n;
 	memset(r, 0, sizeof *r);
 	r->seq = get_u(st, 0, (uint64_t)INT64_MAX, r);
 	r->time_ms = get_u(st, 1, (uint64_t)INT64_MAX, r);
@@ -190,6 +191,13 @@ static void row(sqlite3_stmt *st, struct mt_audit_record *r)
 	get_text(st, 5, r->subject, sizeof r->subject, r);
 	r->outcome = (enum mt_audit_outcome)get_u(st, 6, MT_AUDIT_ERROR, r);
 	get_text(st, 7, r->detail, sizeof r->detail, r);
+}
+
+static void row(sqlite3_stmt *st, struct mt_audit_record *r)
+{
+	size_t n;
+
+	mt_audit__row_fields(st, r);
 	if (sqlite3_column_type(st, 8) == SQLITE_NULL) {
 		r->cose_len = 0;
 		if (r->kind == MT_AUDIT_CHECKPOINT)

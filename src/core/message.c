@@ -83,6 +83,20 @@ bool mt_num_get_int64(const struct mt_num *n, int64_t *v)
 	return false;
 }
 
+bool mt_message_obs_time(const struct mt_message *m, const struct mt_obs *o, uint64_t *t)
+{
+	int64_t off = 0;
+	uint64_t back;
+
+	if (!mt_num_get_int64(&o->t, &off) || off > 0)
+		return false;
+	back = off == 0 ? 0 : (uint64_t)(-(off + 1)) + 1; /* |off|, INT64_MIN included */
+	if (back > m->ts)
+		return false;
+	*t = m->ts - back;
+	return true;
+}
+
 void mt_num_set_int(struct mt_num *n, int64_t v)
 {
 	if (v >= 0)

@@ -56,18 +56,50 @@ static uint64_t count(sqlite3_stmt *st, int col)
 	return v > 0 ? (uint64_t)v : 0;
 }
 
-static enum mt_err open_ro(const char *path, const char *sql, sqlite3 **db, sqlite3_stmt **st)
+/* Run sql on a read-only connection to path and hand each row to row(st, arg),
+ * stopping at the first error it returns; the connection lives for the call. */
+static enum mt_err each_row(const char *path, const char *sql,
+                            enum mt_err (*row)(sqlite3_stmt *st, void *arg), void *arg)
 {
-	*db = NULL;
-	*st = NULL;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	enum mt_err e = MT_OK;
+	int rc = SQLITE_DONE;
+
 	if (path == NULL)
 		return MT_ERR_ARG;
-	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
 	            SQLITE_OK ||
-	    sqlite3_busy_timeout(*db, 5000) != SQLITE_OK ||
-	    sqlite3_prepare_v2(*db, sql, -1, st, NULL) != SQLITE_OK)
-		return MT_ERR_REG_DB;
-	return MT_OK;
+	    sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		e = MT_ERR_REG_DB;
+	while (e == MT_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		e = row(st, arg);
+	if (e == MT_OK && rc != SQLITE_DONE)
+		e = MT_ERR_REG_DB;
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return e;
+}
+
+struct mfg_walk {
+	enum mt_err (*cb)(void *ctx, const struct mt_registry_mfg *m);
+	void *ctx;
+};
+
+static enum mt_err mfg_row(sqlite3_stmt *st, void *arg)
+{
+	const struct mfg_walk *w = arg;
+	struct mt_registry_mfg m;
+
+	memset(&m, 0, sizeof m);
+	m.id = sqlite3_column_int64(st, 0);
+	text(st, 1, m.name, sizeof m.name);
+	sha(st, 2, m.root_sha256);
+	m.added_at = sqlite3_column_int64(st, 3);
+	m.manifests = count(st, 4);
+	m.devices = count(st, 5);
+	return w->cb(w->ctx, &m);
 }
 
 enum mt_err mt_registry_list_manufacturers(const char *db_path,
@@ -75,31 +107,33 @@ enum mt_err mt_registry_list_manufacturers(const char *db_path,
                                                              const struct mt_registry_mfg *m),
                                            void *ctx)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	enum mt_err e;
-	int rc = SQLITE_DONE;
+	struct mfg_walk w = {cb, ctx};
 
 	if (cb == NULL)
 		return MT_ERR_ARG;
-	e = open_ro(db_path, MFG_SQL, &db, &st);
-	while (e == MT_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct mt_registry_mfg m;
+	return each_row(db_path, MFG_SQL, mfg_row, &w);
+}
 
-		memset(&m, 0, sizeof m);
-		m.id = sqlite3_column_int64(st, 0);
-		text(st, 1, m.name, sizeof m.name);
-		sha(st, 2, m.root_sha256);
-		m.added_at = sqlite3_column_int64(st, 3);
-		m.manifests = count(st, 4);
-		m.devices = count(st, 5);
-		e = cb(ctx, &m);
-	}
-	if (e == MT_OK && rc != SQLITE_DONE)
-		e = MT_ERR_REG_DB;
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return e;
+struct manifest_walk {
+	enum mt_err (*cb)(void *ctx, const struct mt_registry_manifest *m);
+	void *ctx;
+};
+
+static enum mt_err manifest_row(sqlite3_stmt *st, void *arg)
+{
+	const struct manifest_walk *w = arg;
+	struct mt_registry_manifest m;
+
+	memset(&m, 0, sizeof m);
+	m.id = sqlite3_column_int64(st, 0);
+	m.manufacturer_id = sqlite3_column_int64(st, 1);
+	text(st, 2, m.manufacturer, sizeof m.manufacturer);
+	sha(st, 3, m.sha256);
+	m.entries = count(st, 4);
+	m.imported_at = sqlite3_column_int64(st, 5);
+	m.active = count(st, 6);
+	m.revoked = count(st, 7);
+	return w->cb(w->ctx, &m);
 }
 
 enum mt_err mt_registry_list_manifests(const char *db_path,
@@ -107,31 +141,9 @@ enum mt_err mt_registry_list_manifests(const char *db_path,
                                                          const struct mt_registry_manifest *m),
                                        void *ctx)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	enum mt_err e;
-	int rc = SQLITE_DONE;
+	struct manifest_walk w = {cb, ctx};
 
 	if (cb == NULL)
 		return MT_ERR_ARG;
-	e = open_ro(db_path, MANIFEST_SQL, &db, &st);
-	while (e == MT_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct mt_registry_manifest m;
-
-		memset(&m, 0, sizeof m);
-		m.id = sqlite3_column_int64(st, 0);
-		m.manufacturer_id = sqlite3_column_int64(st, 1);
-		text(st, 2, m.manufacturer, sizeof m.manufacturer);
-		sha(st, 3, m.sha256);
-		m.entries = count(st, 4);
-		m.imported_at = sqlite3_column_int64(st, 5);
-		m.active = count(st, 6);
-		m.revoked = count(st, 7);
-		e = cb(ctx, &m);
-	}
-	if (e == MT_OK && rc != SQLITE_DONE)
-		e = MT_ERR_REG_DB;
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return e;
+	return each_row(db_path, MANIFEST_SQL, manifest_row, &w);
 }

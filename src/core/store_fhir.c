@@ -80,24 +80,10 @@ enum mt_err mt_store_fhir_max_id(struct mt_store *s, int64_t *id)
 
 enum mt_err mt_store_fhir_latest_status(struct mt_store *s, const char *dev, int64_t *id)
 {
-	sqlite3_stmt *st = NULL;
-	enum mt_err e = MT_OK;
-	int rc;
-
 	if (s == NULL || dev == NULL || id == NULL)
 		return MT_ERR_ARG;
-	*id = 0;
-	if (sqlite3_prepare_v2(mt_store__sqlite(s),
-	                       "SELECT id FROM readings WHERE dev = ? AND typ = 3"
-	                       " ORDER BY ctr DESC LIMIT 1",
-	                       -1, &st, NULL) != SQLITE_OK)
-		return MT_ERR_STORE_DB;
-	sqlite3_bind_text(st, 1, dev, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*id = sqlite3_column_int64(st, 0);
-	else if (rc != SQLITE_DONE)
-		e = MT_ERR_STORE_DB;
-	sqlite3_finalize(st);
-	return e;
+	return mt_store__one(mt_store__sqlite(s),
+	                     "SELECT id FROM readings WHERE dev = ? AND typ = 3"
+	                     " ORDER BY ctr DESC LIMIT 1",
+	                     dev, id);
 }

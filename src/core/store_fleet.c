@@ -47,8 +47,7 @@ static enum mt_err span(sqlite3 *db, const char *sql, const char *dev, uint64_t 
 	return e;
 }
 
-/* One int64 of the first row of `sql` bound to dev (0 when no row). */
-static enum mt_err one(sqlite3 *db, const char *sql, const char *dev, int64_t *v)
+enum mt_err mt_store__one(sqlite3 *db, const char *sql, const char *dev, int64_t *v)
 {
 	sqlite3_stmt *st = NULL;
 	enum mt_err e = MT_OK;
@@ -90,18 +89,20 @@ enum mt_err mt_store_fleet_device(struct mt_store *s, const char *dev,
 		         " FROM alerts WHERE dev = ?",
 		         dev, &na, &la, &ha);
 	if (e == MT_OK)
-		e = one(db,
+		e = mt_store__one(
+		        db,
 		        "SELECT received_ms FROM readings WHERE dev = ? ORDER BY ctr DESC LIMIT 1",
 		        dev, &rx_r);
 	if (e == MT_OK)
-		e = one(db,
+		e = mt_store__one(
+		        db,
 		        "SELECT received_ms FROM alerts WHERE dev = ? ORDER BY ctr DESC LIMIT 1",
 		        dev, &rx_a);
 	if (e == MT_OK)
-		e = one(db,
-		        "SELECT id FROM readings WHERE dev = ? AND typ = 3"
-		        " ORDER BY ctr DESC LIMIT 1",
-		        dev, &out->status_id);
+		e = mt_store__one(db,
+		                  "SELECT id FROM readings WHERE dev = ? AND typ = 3"
+		                  " ORDER BY ctr DESC LIMIT 1",
+		                  dev, &out->status_id);
 	if (e != MT_OK) {
 		memset(out, 0, sizeof *out);
 		return e;

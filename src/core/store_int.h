@@ -15,4 +15,9 @@
 /* The store's connection, owned by `s` (valid until mt_store_close). */
 sqlite3 *mt_store__sqlite(struct mt_store *s);
 
+/* One int64 of the first row of `sql` bound to dev (*v 0 when no row).
+ * MT_OK or MT_ERR_STORE_DB.  For the store's listing files (store_fhir.c,
+ * store_fleet.c). */
+enum mt_err mt_store__one(sqlite3 *db, const char *sql, const char *dev, int64_t *v);
+
 #endif

@@ -896,17 +896,12 @@ static void on_vitals(struct mt_clinical *c, const struct ev *e, const struct mt
 	                      patient, e->dev, e->ref, now_ms());
 	for (size_t i = 0; i < m->n_obs; i++) {
 		const struct mt_obs *o = &m->obs[i];
-		int64_t off = 0;
-		uint64_t t, back;
+		uint64_t t;
 		double v;
 		enum mt_news2_param k;
 
-		if (o->waveform || !mt_num_get_int64(&o->t, &off) || off > 0)
+		if (o->waveform || !mt_message_obs_time(m, o, &t))
 			continue;
-		back = off == 0 ? 0 : (uint64_t)(-(off + 1)) + 1;
-		if (back > m->ts)
-			continue;
-		t = m->ts - back;
 		v = mt_num_to_double(&o->value);
 		if (!isfinite(v))
 			continue; /* refused at ingest; never scored */

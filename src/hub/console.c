@@ -1112,15 +1112,10 @@ static void fold_reading(struct mt_console *c, struct pcache *pc, const struct m
 		return; /* verified at ingest; nothing to show if it no longer decodes */
 	for (size_t i = 0; i < m.n_obs; i++) {
 		const struct mt_obs *o = &c->obs[i];
-		int64_t off = 0;
-		uint64_t t, back;
+		uint64_t t;
 
-		if (o->waveform || !mt_num_get_int64(&o->t, &off) || off > 0)
+		if (o->waveform || !mt_message_obs_time(&m, o, &t))
 			continue;
-		back = off == 0 ? 0 : (uint64_t)(-(off + 1)) + 1; /* |off|, INT64_MIN included */
-		if (back > m.ts)
-			continue;
-		t = m.ts - back;
 		for (int q = 0; q < Q__N; q++) {
 			struct latest *l = &pc->q[q];
 
@@ -1331,6 +1326,20 @@ static int row_cmp(const void *pa, const void *pb)
 	return k;
 }
 
+bool con_patient_read(struct mt_console *c, int64_t id, struct mt_patient *p, size_t *failed,
+                      enum mt_err *e)
+{
+	enum mt_err pe = mt_store_patient_get(c->store, id, p);
+
+	if (pe == MT_OK)
+		return true;
+	mt_wipe(p, sizeof *p);
+	(*failed)++;
+	if (pe != MT_ERR_STORE_TAMPERED && pe != MT_ERR_NOT_FOUND)
+		*e = pe;
+	return false;
+}
+
 static void ward_page(struct mt_console *c, const struct mt_https_req *rq,
                       struct mt_https_resp *rs, struct session *s, int64_t now)
 {
@@ -1371,15 +1380,10 @@ static void ward_page(struct mt_console *c, const struct mt_https_req *rq,
 		struct row *r = &rows[shown];
 		struct pcache *pc;
 		size_t k = 0;
-		enum mt_err pe = mt_store_patient_get(c->store, c->ids[i], &r->p);
+		enum mt_err pe;
 
-		if (pe != MT_OK) {
-			mt_wipe(&r->p, sizeof r->p);
-			failed++;
-			if (pe != MT_ERR_STORE_TAMPERED && pe != MT_ERR_NOT_FOUND)
-				e = pe;
+		if (!con_patient_read(c, c->ids[i], &r->p, &failed, &e))
 			continue;
-		}
 		if (!con_filter_allows(&lf, r->p.ward)) { /* not a ward of this clinician's (F09) */
 			mt_wipe(&r->p, sizeof r->p);
 			continue;

@@ -739,15 +739,9 @@ static void patients_page(struct mt_console *c, const struct mt_https_req *rq,
 	}
 	for (size_t i = 0; e == MT_OK && i < n; i++) {
 		struct prow *r = &rows[shown];
-		enum mt_err pe = mt_store_patient_get(c->store, c->ids[i], &r->p);
 
-		if (pe != MT_OK) {
-			mt_wipe(&r->p, sizeof r->p);
-			failed++;
-			if (pe != MT_ERR_STORE_TAMPERED && pe != MT_ERR_NOT_FOUND)
-				e = pe;
+		if (!con_patient_read(c, c->ids[i], &r->p, &failed, &e))
 			continue;
-		}
 		if (mt_store_patient_devices(c->store, r->p.id, r->devs, DEVICES_SHOWN,
 		                             &r->n_devs) != MT_OK)
 			r->n_devs = 0;
@@ -812,19 +806,28 @@ static void patients_page(struct mt_console *c, const struct mt_https_req *rq,
 
 /* ---- /admin/manufacturers ------------------------------------------------------------------- */
 
-static enum mt_err mfg_row(void *ctx, const struct mt_registry_mfg *m)
+/* The cells both registry tables start with: id, name, SHA-256, when (the last cell
+ * left open for the caller's counts). */
+static void registry_cells(struct out *o, int64_t id, const char *name, const uint8_t sha[32],
+                           int64_t at)
 {
-	struct out *o = ctx;
 	char fp[65], when[40];
 
-	hex(m->root_sha256, sizeof m->root_sha256, fp);
-	fmt_s(m->added_at, when, sizeof when);
-	con_fmt(o, "<tr><td>%" PRId64 "</td><td>", m->id);
-	con_text(o, m->name);
+	hex(sha, 32, fp);
+	fmt_s(at, when, sizeof when);
+	con_fmt(o, "<tr><td>%" PRId64 "</td><td>", id);
+	con_text(o, name);
 	con_lit(o, "</td><td><code class=\"dev\">");
 	con_text(o, fp);
 	con_lit(o, "</code></td><td>");
 	con_text(o, when);
+}
+
+static enum mt_err mfg_row(void *ctx, const struct mt_registry_mfg *m)
+{
+	struct out *o = ctx;
+
+	registry_cells(o, m->id, m->name, m->root_sha256, m->added_at);
 	con_fmt(o, "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td></tr>", m->manifests, m->devices);
 	return o->failed ? MT_ERR_NOMEM : MT_OK;
 }
@@ -832,16 +835,8 @@ static enum mt_err mfg_row(void *ctx, const struct mt_registry_mfg *m)
 static enum mt_err manifest_row(void *ctx, const struct mt_registry_manifest *m)
 {
 	struct out *o = ctx;
-	char fp[65], when[40];
 
-	hex(m->sha256, sizeof m->sha256, fp);
-	fmt_s(m->imported_at, when, sizeof when);
-	con_fmt(o, "<tr><td>%" PRId64 "</td><td>", m->id);
-	con_text(o, m->manufacturer);
-	con_lit(o, "</td><td><code class=\"dev\">");
-	con_text(o, fp);
-	con_lit(o, "</code></td><td>");
-	con_text(o, when);
+	registry_cells(o, m->id, m->manufacturer, m->sha256, m->imported_at);
 	con_fmt(o, "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td></tr>",
 	        m->entries, m->active, m->revoked);
 	return o->failed ? MT_ERR_NOMEM : MT_OK;

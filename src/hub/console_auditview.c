@@ -51,6 +51,7 @@
 #include "medtrust/mt_audit_search.h"
 #include "medtrust/mt_crypto.h"
 #include "medtrust/mt_deploy.h"
+#include "medtrust/mt_util.h"
 
 #define PAGE_ROWS 100
 #define VERIFY_KEEP_S 30
@@ -168,31 +169,6 @@ static const char *outcome_word(enum mt_audit_outcome o)
 	return o == MT_AUDIT_OK ? "ok" : o == MT_AUDIT_REFUSED ? "refused" : "error";
 }
 
-/* One reason word per verdict, as `medtrust audit verify` prints it. */
-static const char *reason_word(enum mt_err e)
-{
-	switch (e) {
-	case MT_ERR_AUDIT_EDITED:
-		return "edited";
-	case MT_ERR_AUDIT_MISSING:
-		return "missing";
-	case MT_ERR_AUDIT_ORDER:
-		return "order";
-	case MT_ERR_AUDIT_LINK:
-		return "link";
-	case MT_ERR_AUDIT_CHECKPOINT_SIG:
-		return "checkpoint-signature";
-	case MT_ERR_AUDIT_CHECKPOINT:
-		return "checkpoint";
-	case MT_ERR_AUDIT_TRUNCATED:
-		return "truncated";
-	case MT_ERR_AUDIT_FORMAT:
-		return "malformed";
-	default:
-		return NULL;
-	}
-}
-
 /* Percent-encode s for a query value into out (bounded; false: no room). */
 static bool url_enc(const char *s, char *out, size_t cap)
 {
@@ -254,21 +230,6 @@ static bool action_ok(const char *s)
 	return true;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 /* "YYYY-MM-DD", a real day from 1970 to 9999: its first millisecond. */
 static bool parse_day(const char *s, uint64_t *ms)
 {
@@ -288,7 +249,7 @@ static bool parse_day(const char *s, uint64_t *ms)
 		return false;
 	if (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
 		return false;
-	*ms = (uint64_t)days_from_civil(y, m, d) * 86400000u;
+	*ms = (uint64_t)mt_days_from_civil(y, m, d) * 86400000u;
 	return true;
 }
 
@@ -411,38 +372,38 @@ struct listing {
 	uint64_t oldest; /* seq of the last record listed */
 };
 
+/* `text` linked to the list filtered by it (`key` actor or action), or plain when it
+ * does not fit a query. */
+static void filter_link(struct out *o, const char *key, const char *text)
+{
+	char enc[3 * MT_AUDIT_ACTOR_MAX + 1], href[3 * MT_AUDIT_ACTOR_MAX + 32];
+
+	if (url_enc(text, enc, sizeof enc)) {
+		(void)snprintf(href, sizeof href, "/audit?%s=%s", key, enc);
+		con_lit(o, "<a href=\"");
+		con_text(o, href);
+		con_lit(o, "\">");
+		con_text(o, text);
+		con_lit(o, "</a>");
+	} else {
+		con_text(o, text);
+	}
+}
+
 static void record_html(struct out *o, const struct mt_audit_record *r)
 {
-	char when[40], enc[3 * MT_AUDIT_ACTOR_MAX + 1], href[3 * MT_AUDIT_ACTOR_MAX + 32];
+	char when[40];
 
 	fmt_ms(r->time_ms, when, sizeof when);
 	con_fmt(o, "<tr class=\"o-%s%s\" id=\"r%" PRIu64 "\"><td>%" PRIu64 "</td><td>",
 	        outcome_word(r->outcome), r->malformed ? " malformed" : "", r->seq, r->seq);
 	con_text(o, when);
 	con_lit(o, "</td><td>");
-	if (url_enc(r->actor, enc, sizeof enc)) {
-		(void)snprintf(href, sizeof href, "/audit?actor=%s", enc);
-		con_lit(o, "<a href=\"");
-		con_text(o, href);
-		con_lit(o, "\">");
-		con_text(o, r->actor);
-		con_lit(o, "</a>");
-	} else {
-		con_text(o, r->actor);
-	}
+	filter_link(o, "actor", r->actor);
 	con_lit(o, "</td><td>");
 	if (r->kind == MT_AUDIT_CHECKPOINT)
 		con_lit(o, "<b>checkpoint</b> ");
-	if (url_enc(r->action, enc, sizeof enc)) {
-		(void)snprintf(href, sizeof href, "/audit?action=%s", enc);
-		con_lit(o, "<a href=\"");
-		con_text(o, href);
-		con_lit(o, "\">");
-		con_text(o, r->action);
-		con_lit(o, "</a>");
-	} else {
-		con_text(o, r->action);
-	}
+	filter_link(o, "action", r->action);
 	con_lit(o, "</td><td>");
 	con_text(o, r->subject);
 	con_fmt(o, "</td><td>%s%s</td><td><code class=\"detail\">", outcome_word(r->outcome),
@@ -508,17 +469,17 @@ static void status_html(struct out *o, const struct verified *vf)
 		        " records after the last checkpoint are not yet signed.</p>",
 		        vf->v.checkpoints, vf->v.external,
 		        vf->v.last_seq >= vf->last_cp ? vf->v.last_seq - vf->last_cp : 0);
-	} else if (reason_word(vf->err) != NULL) {
+	} else if (mt_audit_reason_word(vf->err) != NULL) {
 		con_lit(o, "<section class=\"chain broken\" id=\"chain\"><h2>Chain broken</h2>"
 		           "<p class=\"msg\" role=\"alert\">");
 		if (vf->v.seq != 0)
 			con_fmt(o,
 			        "The first bad record is seq %" PRIu64
 			        " (<a href=\"/audit?before=%" PRIu64 "\">show it</a>): %s. ",
-			        vf->v.seq, vf->v.seq + 1, reason_word(vf->err));
+			        vf->v.seq, vf->v.seq + 1, mt_audit_reason_word(vf->err));
 		else
 			con_fmt(o, "The outside checkpoint file does not match (%s). ",
-			        reason_word(vf->err));
+			        mt_audit_reason_word(vf->err));
 		con_text(o, vf->v.why);
 		con_lit(o,
 		        " Records from there on cannot be trusted as evidence; keep the database "
@@ -540,7 +501,7 @@ static void status_html(struct out *o, const struct verified *vf)
 
 static void status_json(struct out *o, const struct verified *vf)
 {
-	const char *word = reason_word(vf->err);
+	const char *word = mt_audit_reason_word(vf->err);
 
 	con_fmt(o,
 	        "\"verification\":{\"status\":\"%s\",\"records\":%" PRIu64 ",\"last_seq\":%" PRIu64
@@ -581,6 +542,25 @@ static void filter_form(struct out *o, const char *action_path, const struct fil
 	con_lit(o, "\">Clear</a></form>");
 }
 
+/* The search one page asks for: the filters, a page of rows, and for the security view
+ * only the notable events. */
+static void search_query(const struct filters *f, bool security, struct mt_audit_search *q)
+{
+	memset(q, 0, sizeof *q);
+	q->actor = f->actor[0] ? f->actor : NULL;
+	q->action = f->action[0] ? f->action : NULL;
+	q->outcome = f->outcome;
+	q->from_ms = f->from_ms;
+	q->to_ms = f->to_ms;
+	q->before = f->before;
+	q->limit = PAGE_ROWS;
+	if (security) {
+		q->notable = notable;
+		q->n_notable = sizeof notable / sizeof notable[0];
+		q->events_only = true;
+	}
+}
+
 static void audit_page(struct mt_console *c, struct mt_https_resp *rs, const struct session *s,
                        int64_t now, const char *db, const struct filters *f, bool security)
 {
@@ -593,19 +573,7 @@ static void audit_page(struct mt_console *c, struct mt_https_resp *rs, const str
 	enum mt_err e;
 
 	verification(c, db, now, &vf);
-	memset(&q, 0, sizeof q);
-	q.actor = f->actor[0] ? f->actor : NULL;
-	q.action = f->action[0] ? f->action : NULL;
-	q.outcome = f->outcome;
-	q.from_ms = f->from_ms;
-	q.to_ms = f->to_ms;
-	q.before = f->before;
-	q.limit = PAGE_ROWS;
-	if (security) {
-		q.notable = notable;
-		q.n_notable = sizeof notable / sizeof notable[0];
-		q.events_only = true;
-	}
+	search_query(f, security, &q);
 	memset(&l, 0, sizeof l);
 	l.o = &o;
 
@@ -661,19 +629,7 @@ static void audit_api(struct mt_console *c, struct mt_https_resp *rs, int64_t no
 	enum mt_err e;
 
 	verification(c, db, now, &vf);
-	memset(&q, 0, sizeof q);
-	q.actor = f->actor[0] ? f->actor : NULL;
-	q.action = f->action[0] ? f->action : NULL;
-	q.outcome = f->outcome;
-	q.from_ms = f->from_ms;
-	q.to_ms = f->to_ms;
-	q.before = f->before;
-	q.limit = PAGE_ROWS;
-	if (security) {
-		q.notable = notable;
-		q.n_notable = sizeof notable / sizeof notable[0];
-		q.events_only = true;
-	}
+	search_query(f, security, &q);
 	memset(&l, 0, sizeof l);
 	l.o = &o;
 	l.json = true;

@@ -189,6 +189,12 @@ bool con_filter_allows(const struct mt_live_filter *f, const char *ward);
 /* A decimal row id in 1..INT64_MAX; 0 when `s` is anything else. */
 int64_t con_parse_id(const char *s);
 
+/* Decrypt patient `id` into *p, store_lock held.  true: *p is the patient.  false:
+ * *p is wiped and *failed counted; a tampered or vanished row leaves *e alone (the
+ * page says how many it could not show), any other error is put in *e. */
+bool con_patient_read(struct mt_console *c, int64_t id, struct mt_patient *p, size_t *failed,
+                      enum mt_err *e);
+
 /* ---- clinical pieces shared by the ward and the patient page ------------------------ */
 
 /* An open alarm as a tile or the patient page shows it. */

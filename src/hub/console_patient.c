@@ -118,22 +118,6 @@ static void collect_free(struct collect *k)
 	k->n = 0;
 }
 
-/* The time of observation `o` of message `m` (ts + t, t ≤ 0); false when
- * it cannot be placed. */
-static bool obs_time(const struct mt_message *m, const struct mt_obs *o, uint64_t *t)
-{
-	int64_t off = 0;
-	uint64_t back;
-
-	if (!mt_num_get_int64(&o->t, &off) || off > 0)
-		return false;
-	back = off == 0 ? 0 : (uint64_t)(-(off + 1)) + 1;
-	if (back > m->ts)
-		return false;
-	*t = m->ts - back;
-	return true;
-}
-
 /* Decrypt and decode reading `id` into c->obs (store_lock held); false
  * when it is not a vitals message that still decodes. */
 static bool reading_decode(struct mt_console *c, int64_t id, struct mt_message *m)
@@ -186,8 +170,8 @@ static void find_strip(struct mt_console *c, int64_t pid, struct strip *st)
 				size_t got = 0;
 				double scale = mt_num_to_double(&o->scale);
 
-				if (!o->waveform || o->code != ECG_CODE || !obs_time(&m, o, &t) ||
-				    !isfinite(scale))
+				if (!o->waveform || o->code != ECG_CODE ||
+				    !mt_message_obs_time(&m, o, &t) || !isfinite(scale))
 					continue;
 				if (mt_waveform_decode(o->samples, o->samples_len, NULL, 0, &got) != MT_OK ||
 				    got == 0 || got > STRIP_MAX ||
@@ -285,7 +269,7 @@ static void api_series(struct mt_console *c, const struct mt_https_req *rq,
 			uint64_t t;
 			double v;
 
-			if (ob->waveform || !obs_time(&m, ob, &t))
+			if (ob->waveform || !mt_message_obs_time(&m, ob, &t))
 				continue;
 			v = mt_num_to_double(&ob->value);
 			if (isfinite(v))

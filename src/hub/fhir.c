@@ -733,21 +733,6 @@ static void dec_clear(struct dec *d)
 	mt_store_row_clear(&d->row);
 }
 
-/* The time of observation i, or false when its offset leaves the epoch. */
-static bool obs_time(const struct mt_message *m, const struct mt_obs *o, uint64_t *t)
-{
-	int64_t off = 0;
-	uint64_t back;
-
-	if (!mt_num_get_int64(&o->t, &off) || off > 0)
-		return false;
-	back = off == 0 ? 0 : (uint64_t)(-(off + 1)) + 1;
-	if (back > m->ts)
-		return false;
-	*t = m->ts - back;
-	return true;
-}
-
 /* The index of a diastolic paired with the systolic at i, or -1. */
 static long bp_partner(const struct mt_message *m, size_t i)
 {
@@ -900,7 +885,7 @@ static void observation(struct mt_fhir *f, struct jb *j, const char *key, const 
 	(void)f;
 	(void)snprintf(id, sizeof id, "r%" PRId64 "-%zu", d->row.id, i);
 	(void)snprintf(pid, sizeof pid, "%" PRId64, d->row.patient_id);
-	(void)obs_time(m, o, &t);
+	(void)mt_message_obs_time(m, o, &t);
 	iso_ms(t, when);
 	iso_ms(d->row.received_ms, recv);
 	jb_open(j, key, '{');
@@ -1594,8 +1579,8 @@ static void observation_search(struct ctx *c)
 		for (size_t o = 0; d.ok && o < d.m.n_obs; o++) {
 			uint64_t t;
 
-			if (!obs_emitted(&d.m, o) || !obs_time(&d.m, &d.m.obs[o], &t) || t < from ||
-			    t >= to || !code_match(&d.m, o, codes, n_codes))
+			if (!obs_emitted(&d.m, o) || !mt_message_obs_time(&d.m, &d.m.obs[o], &t) ||
+			    t < from || t >= to || !code_match(&d.m, o, codes, n_codes))
 				continue;
 			if (page_takes(&pg, k)) {
 				char oid[64];

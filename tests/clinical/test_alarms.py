@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "telemetry"))
 sys.path.insert(0, os.path.join(HERE, "..", "console"))
 sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 import telemetry_util as T  # noqa: E402
+from console_util import DeploymentCli  # noqa: E402
 from test_console import Browser, csrf_of  # noqa: E402
 from test_ingest_threats import AttackerTools, onboard, wait_connected  # noqa: E402
 
@@ -122,7 +123,10 @@ class Stream:
             pass
 
 
-class ClinicalAlarms(AttackerTools, unittest.TestCase):
+class ClinicalAlarms(DeploymentCli, AttackerTools, unittest.TestCase):
+    CLI_TIMEOUT = 60
+    CLI_STRIP = True
+
     @classmethod
     def setUpClass(cls):
         why = T.missing_tools()
@@ -148,21 +152,7 @@ class ClinicalAlarms(AttackerTools, unittest.TestCase):
             d.cleanup()
             raise
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.d.cleanup()
-
     # -- tools --
-    @classmethod
-    def cli(cls, *args):
-        return T.U.sh([T.U.BIN] + list(args) + ["-c", cls.d.conf], env=cls.d.env())
-
-    @classmethod
-    def cli_ok(cls, *args):
-        r = cls.cli(*args)
-        if r.returncode != 0:
-            raise AssertionError("medtrust %s: %s" % (" ".join(args), r.stderr.decode()))
-        return r.stdout.decode().strip()
 
     def user(self, name, role, wards=()):
         otp = self.cli_ok("user", "add", name, "--role", role).split()[-1]

@@ -51,6 +51,7 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "telemetry"))
 import telemetry_util as T  # noqa: E402
+from console_util import DeploymentCli, start_streaming  # noqa: E402
 
 CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
        "img-src 'self'; form-action 'self'; "
@@ -113,7 +114,7 @@ def set_cookie(headers, name):
     return None
 
 
-class Console(unittest.TestCase):
+class Console(DeploymentCli, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         why = T.missing_tools()
@@ -128,33 +129,11 @@ class Console(unittest.TestCase):
                                      "--ward", "Ward <b>B</b>", "--bed", "2").strip()
             cls.cli_ok("patient", "assign", cls.lot[0], cls.pid_ada)
             cls.cli_ok("patient", "assign", cls.lot[1], cls.pid_xss)
-            d.start_hub()
-            d.start_broker()
-            deadline = time.monotonic() + 30
-            while not d.hub_connected() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            d.start_sim("sim", "lot", ["--batch-ms", "1000", "--scenario", "stable"])
+            start_streaming(d, ["--batch-ms", "1000", "--scenario", "stable"])
         except Exception:
             d.cleanup()
             raise
         cls.ca = d.p("HUB", "pki", "ca.pem")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.d.cleanup()
-
-    @classmethod
-    def cli(cls, *args):
-        return subprocess.run([T.U.BIN] + list(args) + ["-c", cls.d.conf],
-                              capture_output=True, env=cls.d.env(), timeout=120)
-
-    @classmethod
-    def cli_ok(cls, *args):
-        r = cls.cli(*args)
-        if r.returncode != 0:
-            raise AssertionError("medtrust %s: %d %s" % (" ".join(args), r.returncode,
-                                                         r.stderr.decode()))
-        return r.stdout.decode()
 
     def browser(self):
         return Browser(self.d.hub_port, self.ca)

@@ -45,13 +45,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "telemetry"))
 import telemetry_util as T  # noqa: E402
+from console_util import DeploymentCli, start_streaming  # noqa: E402
 from test_console import Browser, csrf_of  # noqa: E402
 
 REAUTH_S = 3
 XSS = "<script>alert(7)</script>"
 
 
-class Fleet(unittest.TestCase):
+class Fleet(DeploymentCli, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         why = T.missing_tools()
@@ -67,37 +68,15 @@ class Fleet(unittest.TestCase):
                                      "--ward", "Ward F", "--bed", "4").strip()
             cls.cli_ok("patient", "assign", cls.lot[0], cls.pid_ada)
             cls.cli_ok("patient", "assign", cls.lot[1], cls.pid_xss)
-            d.start_hub()
-            d.start_broker()
-            deadline = time.monotonic() + 30
-            while not d.hub_connected() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            d.start_sim("sim", "lot", ["--batch-ms", "500", "--status-ms", "2000",
-                                       "--scenario", "stable"])
+            start_streaming(d, ["--batch-ms", "500", "--status-ms", "2000",
+                                "--scenario", "stable"])
             cls.ca = d.p("HUB", "pki", "ca.pem")
             cls.biomed = cls.signed_in("bea", "biomed")
         except Exception:
             d.cleanup()
             raise
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.d.cleanup()
-
     # ---- helpers ------------------------------------------------------------------------
-
-    @classmethod
-    def cli(cls, *args):
-        return subprocess.run([T.U.BIN] + list(args) + ["-c", cls.d.conf],
-                              capture_output=True, env=cls.d.env(), timeout=120)
-
-    @classmethod
-    def cli_ok(cls, *args):
-        r = cls.cli(*args)
-        if r.returncode != 0:
-            raise AssertionError("medtrust %s: %d %s" % (" ".join(args), r.returncode,
-                                                         r.stderr.decode()))
-        return r.stdout.decode()
 
     @classmethod
     def signed_in(cls, name, role):

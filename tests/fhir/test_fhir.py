@@ -48,7 +48,9 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "telemetry"))
+sys.path.insert(0, os.path.join(HERE, "..", "console"))
 import telemetry_util as T  # noqa: E402
+from console_util import DeploymentCli  # noqa: E402
 
 try:
     from cryptography.hazmat.primitives import hashes, hmac, serialization
@@ -93,7 +95,7 @@ def setup_validator():
     return d
 
 
-class Fhir(unittest.TestCase):
+class Fhir(DeploymentCli, unittest.TestCase):
     validated = {}
 
     @classmethod
@@ -140,24 +142,7 @@ class Fhir(unittest.TestCase):
         cls.ca = d.p("HUB", "pki", "ca.pem")
         cls.aud = "https://localhost:%d/auth/token" % d.hub_port
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.d.cleanup()
-
     # -- helpers --
-    @classmethod
-    def cli(cls, *args):
-        return subprocess.run([T.U.BIN] + list(args) + ["-c", cls.d.conf],
-                              capture_output=True, env=cls.d.env(), timeout=120)
-
-    @classmethod
-    def cli_ok(cls, *args):
-        r = cls.cli(*args)
-        if r.returncode != 0:
-            raise AssertionError("medtrust %s: %d %s" % (" ".join(args), r.returncode,
-                                                         r.stderr.decode()))
-        return r.stdout.decode()
-
     @classmethod
     def register(cls, name, key, scopes):
         pem = key.public_key().public_bytes(serialization.Encoding.PEM,
@@ -344,7 +329,7 @@ class Fhir(unittest.TestCase):
             self.assertIn('"reason":"%s"' % reason, log.replace(" ", ""))
         self.assertNotIn(replay, log)
 
-    def test_03_resource_auth(self):
+    def test_03_F14_resource_auth_and_scope_without_rights_403(self):
         st, hd, b = self.get("/fhir/Patient/%s" % self.pid[0])
         self.assertEqual(st, 401)
         self.assertTrue(hd["WWW-Authenticate"].startswith("Bearer"))
