@@ -191,7 +191,8 @@ for name in nurse biomed admin auditor; do
 	printf '%s    %-8s %s%s\n' "$bold" "$name" "${password[$name]:-?}" "$off"
 done
 printf '  %snurse: the live ward (both wards) and patients; biomed: the fleet; admin: users,\n' "$dim"
-printf '  wards, patients, integrations; auditor: the audit chain%s\n' "$off"
+printf '  wards, patients, integrations (adds an authenticator app at first sign-in);\n'
+printf '  auditor: the audit chain%s\n' "$off"
 printf '  %soperator CA (to trust in the browser): demo-deploy/hub/pki/ca.pem%s\n' "$dim" "$off"
 printf '  %slogs: demo-deploy/logs/   Ctrl-C stops everything%s\n\n' "$dim" "$off"
 # On a desktop, open the console (not in the headless runs of the tests).

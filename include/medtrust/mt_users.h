@@ -136,7 +136,13 @@ enum mt_login {
 	MT_LOGIN_BAD = 1,  /* no such user, or a wrong password */
 	MT_LOGIN_LOCKED = 2, /* locked: the password was not looked at */
 	MT_LOGIN_LOCKED_NOW = 3, /* a wrong password that locked the account */
+	MT_LOGIN_EXPIRED = 4, /* the right one-time password, given too late
+	                         (MT_USERS_OTP_TTL_S): refused, not counted */
 };
+
+/* A one-time password (user add, reset) signs in for this long after it
+ * was made; then only a new one (reset) does (threat F15). */
+#define MT_USERS_OTP_TTL_S (72 * 3600)
 
 /* Check `password` for `name` at `now`.  An unknown name costs the same
  * argon2id work as a known one (a dummy hash is verified), so timing does

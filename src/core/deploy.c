@@ -49,7 +49,7 @@ const char *const mt_deploy_keys[] = {
         "alarm_escalate_s", "news2_fresh_s", "hl7_dest",     "hl7_app",
         "hl7_facility",    "hl7_ack_timeout_s", "fhir_mrn_system", "hub_url",
         /* the web console (docs/console.md) */
-        "console_reauth_s",
+        "console_reauth_s", "console_admin_mfa",
 };
 const size_t mt_deploy_n_keys = sizeof mt_deploy_keys / sizeof mt_deploy_keys[0];
 

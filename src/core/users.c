@@ -709,6 +709,12 @@ static enum mt_err login(struct mt_users *u, const char *name, const char *passw
 	 * code is a failure like a wrong password: it counts, it locks. */
 	if (ok && need_factor && user.totp)
 		ok = totp_ok(u, name, code, kek, now);
+	if (ok && user.must_change && now - user.updated_at > MT_USERS_OTP_TTL_S) {
+		/* a one-time password past its life: the right one, refused */
+		OPENSSL_cleanse(hash, sizeof hash);
+		*verdict = MT_LOGIN_EXPIRED;
+		return MT_OK;
+	}
 	if (ok) {
 		e = record_success(u, name, password, hash);
 		OPENSSL_cleanse(hash, sizeof hash);

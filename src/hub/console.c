@@ -114,6 +114,7 @@
 #include "medtrust/mt_message.h"
 #include "medtrust/mt_store_clinical.h"
 #include "medtrust/mt_store_query.h"
+#include "medtrust/mt_totp.h"
 #include "medtrust/mt_users.h"
 
 /* ---- quantities (clinical.md §1) ------------------------------------------ */
@@ -401,6 +402,13 @@ static const struct {
         {CON_ROLE(MT_ROLE_ADMIN) | CON_ROLE(MT_ROLE_AUDITOR), "/audit", "Audit"},
 };
 
+/* Where a session must go before anything else: the forced password
+ * change, then an administrator's second factor (F15); NULL: nowhere. */
+static const char *first_step(const struct session *s)
+{
+	return s->must_change ? "/password" : s->need_totp ? "/totp" : NULL;
+}
+
 /* Where a role lands after sign-in. */
 static const char *home_of(enum mt_role r)
 {
@@ -673,6 +681,7 @@ static bool session_new(struct mt_console *c, const struct mt_https_req *rq,
 	memcpy(s.user, u->name, sizeof s.user);
 	s.role = u->role;
 	s.must_change = u->must_change;
+	s.need_totp = c->admin_mfa && u->role == MT_ROLE_ADMIN && !u->totp;
 	s.created = s.last_seen = s.authed = now;
 	pthread_mutex_lock(&c->sess_lock);
 	old = session_find(c, rq, now, false);
@@ -951,7 +960,7 @@ static void do_login(struct mt_console *c, const struct mt_https_req *rq,
 		con_audit(c, u.name, rq, "console.login", u.name, MT_AUDIT_OK,
 		      "\"user\":%s,\"role\":\"%s\",\"must_change\":%s", js[0], mt_role_name(u.role),
 		      u.must_change ? "true" : "false");
-		con_redirect(rs, u.must_change ? "/password" : home_of(u.role));
+		con_redirect(rs, first_step(&s) ? first_step(&s) : home_of(u.role));
 		OPENSSL_cleanse(&s, sizeof s);
 		break;
 	case MT_LOGIN_LOCKED_NOW:
@@ -967,6 +976,12 @@ static void do_login(struct mt_console *c, const struct mt_https_req *rq,
 		con_audit(c, NULL, rq, "console.login", valid_name ? user : NULL, MT_AUDIT_REFUSED,
 		      "\"user\":%s,\"reason\":\"locked\"", js[0]);
 		login_page(c, rs, 429, locked_text);
+		break;
+	case MT_LOGIN_EXPIRED: /* only after the right password: nothing to hide */
+		con_audit(c, NULL, rq, "console.login", valid_name ? user : NULL, MT_AUDIT_REFUSED,
+		          "\"user\":%s,\"reason\":\"one_time_expired\"", js[0]);
+		login_page(c, rs, 401, "This one-time password has expired. Ask an administrator "
+		           "for a new one.");
 		break;
 	default:
 		source_failed(c, rq->source, now);
@@ -1052,7 +1067,7 @@ static void do_password(struct mt_console *c, const struct mt_https_req *rq,
 	}
 	con_audit(c, s->user, rq, "console.password", s->user, MT_AUDIT_OK, "\"was_one_time\":%s",
 	      s->must_change ? "true" : "false");
-	con_redirect(rs, home_of(s->role));
+	con_redirect(rs, s->need_totp && c->admin_mfa ? "/totp" : home_of(s->role));
 out:
 	mt_form_wipe(f);
 	free(f);
@@ -1909,6 +1924,120 @@ void mt_console_set_clinical(struct mt_console *c, struct mt_live *live, struct 
 	mt_live_set_guard(live, stream_session_lives, c);
 }
 
+/* ---- an administrator's second factor (F15) ------------------------------------------------ */
+
+static void totp_page(struct mt_console *c, struct mt_https_resp *rs, int status,
+                      const struct session *s, const uint8_t key[32], const char *msg)
+{
+	char uri[MT_TOTP_URI_MAX], secret[(32 * 8 + 4) / 5 + 1];
+	struct out o = {0};
+
+	if (mt_totp_uri("medtrust", s->user, key, 32, uri, sizeof uri) != MT_OK ||
+	    mt_base32(key, 32, secret, sizeof secret) != MT_OK) {
+		con_message(c, rs, 503, s, "Unavailable", "The key could not be shown.");
+		return;
+	}
+	con_page_start(c, &o, "Second factor", s, NULL);
+	con_lit(&o, "<form class=\"box wide\" method=\"post\" action=\"/totp\"><h1>Set up your "
+	            "second factor</h1><p>Administrators sign in with a code from an authenticator "
+	            "app as well as their password. Add this key to the app (type the secret, or "
+	            "give it the link), then type the six-digit code it shows.</p>");
+	if (msg != NULL) {
+		con_lit(&o, "<p class=\"msg\" role=\"alert\">");
+		con_text(&o, msg);
+		con_lit(&o, "</p>");
+	}
+	con_lit(&o, "<p class=\"otp\">Secret: <code id=\"totp-secret\">");
+	con_text(&o, secret);
+	con_lit(&o, "</code></p><p class=\"small\">Link: <code id=\"totp-uri\">");
+	con_text(&o, uri);
+	con_lit(&o, "</code></p><label>Code<input name=\"code\" inputmode=\"numeric\" "
+	            "autocomplete=\"one-time-code\" maxlength=\"6\" required autofocus></label>");
+	con_csrf_field(&o, s);
+	con_lit(&o, "<button type=\"submit\">Confirm</button></form>");
+	con_page_end(&o);
+	mt_wipe(uri, sizeof uri);
+	mt_wipe(secret, sizeof secret);
+	con_send_page(rs, status, &o);
+}
+
+/* GET /totp: a new key, kept in the session until confirmed; POST /totp
+ * (code, csrf): the code proves the authenticator holds it, then the key
+ * is stored wrapped by the KEK and the session may go on.  Until then an
+ * administrator without a second factor reaches nothing else. */
+static void do_totp(struct mt_console *c, const struct mt_https_req *rq,
+                    struct mt_https_resp *rs, struct session *s, int64_t now)
+{
+	struct mt_form *f = NULL;
+	uint8_t key[32], wrapped[MT_DEK_WRAPPED_LEN];
+	uint64_t step = 0;
+	bool have = false;
+	enum mt_err e;
+	int i;
+
+	pthread_mutex_lock(&c->sess_lock);
+	i = session_find(c, rq, now, false);
+	if (i >= 0 && !c->sess[i].has_pending && mt_random(c->sess[i].pending_totp, 32) == MT_OK)
+		c->sess[i].has_pending = true;
+	if (i >= 0 && c->sess[i].has_pending) {
+		memcpy(key, c->sess[i].pending_totp, sizeof key);
+		have = true;
+	}
+	pthread_mutex_unlock(&c->sess_lock);
+	if (!have) {
+		con_message(c, rs, 503, s, "Unavailable", "A key could not be made; try again.");
+		return;
+	}
+	if (strcmp(rq->method, "GET") == 0) {
+		totp_page(c, rs, 200, s, key, NULL);
+		goto out;
+	}
+	f = calloc(1, sizeof *f);
+	if (f == NULL) {
+		rs->status = 503;
+		goto out;
+	}
+	if (!con_read_form(c, rq, rs, f) || !con_csrf_ok(c, rq, rs, s, f))
+		goto out;
+	if (mt_totp_check(key, sizeof key, mt_form_get(f, "code"), now, &step) != MT_OK) {
+		con_audit(c, s->user, rq, "user.totp.refused", s->user, MT_AUDIT_REFUSED,
+		          "\"via\":\"console\",\"reason\":\"wrong_code\"");
+		totp_page(c, rs, 400, s, key, "That code does not match. Check the app's clock "
+		          "and type the code it shows now.");
+		goto out;
+	}
+	e = c->kek != NULL ? mt_kek_wrap(c->kek, key, wrapped) : MT_ERR_ARG;
+	if (e == MT_OK) {
+		pthread_mutex_lock(&c->login_lock);
+		e = mt_users_totp_set(c->users, s->user, wrapped, now);
+		pthread_mutex_unlock(&c->login_lock);
+	}
+	if (e != MT_OK) {
+		con_audit(c, s->user, rq, "user.totp.refused", s->user, MT_AUDIT_ERROR,
+		          "\"via\":\"console\",\"reason\":\"not_stored\"");
+		con_message(c, rs, 503, s, "Unavailable", "The second factor could not be stored.");
+		goto out;
+	}
+	pthread_mutex_lock(&c->sess_lock);
+	i = session_find(c, rq, now, true);
+	if (i >= 0) {
+		c->sess[i].need_totp = false;
+		c->sess[i].has_pending = false;
+		mt_wipe(c->sess[i].pending_totp, sizeof c->sess[i].pending_totp);
+	}
+	pthread_mutex_unlock(&c->sess_lock);
+	con_audit(c, s->user, rq, "user.totp", s->user, MT_AUDIT_OK,
+	          "\"via\":\"console\",\"role\":\"%s\"", mt_role_name(s->role));
+	con_redirect(rs, home_of(s->role));
+out:
+	mt_wipe(key, sizeof key);
+	mt_wipe(wrapped, sizeof wrapped);
+	if (f != NULL) {
+		mt_form_wipe(f);
+		free(f);
+	}
+}
+
 /* ---- the router ------------------------------------------------------------------------------ */
 
 #define R_CLIN CON_ROLE(MT_ROLE_CLINICIAN)
@@ -2029,14 +2158,14 @@ void mt_console_handle(struct mt_console *c, const struct mt_https_req *rq,
 	}
 	if (strcmp(p, "/") == 0 && get) {
 		have = session_get(c, rq, now, false, &s);
-		con_redirect(rs, !have ? "/login" : s.must_change ? "/password" : home_of(s.role));
+		con_redirect(rs, !have ? "/login" : first_step(&s) ? first_step(&s) : home_of(s.role));
 		goto out;
 	}
 	if (strcmp(p, "/login") == 0 && (get || post)) {
 		if (post) {
 			do_login(c, rq, rs, now);
 		} else if (session_get(c, rq, now, false, &s)) {
-			con_redirect(rs, s.must_change ? "/password" : home_of(s.role));
+			con_redirect(rs, first_step(&s) ? first_step(&s) : home_of(s.role));
 		} else {
 			login_page(c, rs, 200, NULL);
 		}
@@ -2061,6 +2190,23 @@ void mt_console_handle(struct mt_console *c, const struct mt_https_req *rq,
 			password_page(c, rs, 200, &s, NULL);
 		goto out;
 	}
+	if (strcmp(p, "/totp") == 0 && (get || post)) {
+		if (rq->query != NULL) {
+			con_message(c, rs, 400, NULL, "Bad request", "Unexpected query string.");
+			goto out;
+		}
+		if (!session_get(c, rq, now, true, &s)) {
+			con_redirect(rs, "/login");
+			goto out;
+		}
+		if (s.must_change)
+			con_redirect(rs, "/password");
+		else if (!s.need_totp)
+			con_redirect(rs, home_of(s.role));
+		else
+			do_totp(c, rq, rs, &s, now);
+		goto out;
+	}
 	for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) {
 		if (!path_under(p, views[i].prefix))
 			continue;
@@ -2076,11 +2222,12 @@ void mt_console_handle(struct mt_console *c, const struct mt_https_req *rq,
 			}
 			goto out;
 		}
-		if (s.must_change) {
+		if (first_step(&s) != NULL) {
 			if (api)
-				con_api_error(rs, 403, "change your password first");
+				con_api_error(rs, 403, s.must_change ? "change your password first"
+				                                     : "set up your second factor first");
 			else
-				con_redirect(rs, "/password");
+				con_redirect(rs, first_step(&s));
 			goto out;
 		}
 		if (!(views[i].roles & CON_ROLE(s.role))) {
@@ -2102,7 +2249,7 @@ void mt_console_handle(struct mt_console *c, const struct mt_https_req *rq,
 		goto out;
 	}
 	if (strcmp(p, "/") == 0 || strcmp(p, "/login") == 0 || strcmp(p, "/password") == 0 ||
-	    strcmp(p, "/logout") == 0) {
+	    strcmp(p, "/logout") == 0 || strcmp(p, "/totp") == 0) {
 		con_message(c, rs, 405, NULL, "Method not allowed", "This page does not take that "
 		            "method.");
 		goto out;
@@ -2144,6 +2291,17 @@ enum mt_err mt_console_open(struct mt_deploy *d, mt_console_audit_fn audit_fn, v
 			return MT_ERR_ARG;
 		}
 		c->reauth_s = (int64_t)v;
+	}
+	{
+		const char *mfa = mt_deploy_get(d, "console_admin_mfa");
+
+		if (mfa != NULL && strcmp(mfa, "required") != 0 && strcmp(mfa, "optional") != 0) {
+			if (why != NULL)
+				(void)snprintf(why, why_cap, "console_admin_mfa is required or optional");
+			free(c);
+			return MT_ERR_ARG;
+		}
+		c->admin_mfa = mfa == NULL || strcmp(mfa, "required") == 0;
 	}
 	pthread_mutex_init(&c->sess_lock, NULL);
 	pthread_mutex_init(&c->login_lock, NULL);

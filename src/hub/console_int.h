@@ -58,6 +58,9 @@ struct session {
 	char csrf[TOKEN_B64 + 1];
 	int64_t created, last_seen, viewed;
 	int64_t authed; /* the last time the password was given (sign-in, /reauth) */
+	bool need_totp; /* an administrator without a second factor: /totp first */
+	bool has_pending;
+	uint8_t pending_totp[32]; /* the key being enrolled at /totp (wiped after) */
 };
 
 struct source {
@@ -83,6 +86,7 @@ struct mt_console {
 	uint8_t csrf_key[32];
 	char hospital[256];
 	int64_t reauth_s; /* console_reauth_s: how recent a password an admin change needs */
+	bool admin_mfa;   /* console_admin_mfa required (default): admins need a second factor */
 
 	pthread_mutex_t sess_lock; /* sess, src, ghosts */
 	struct session sess[SESSIONS_MAX];

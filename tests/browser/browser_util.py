@@ -59,6 +59,20 @@ def sign_in(drv, base, user, password, new_password=None):
     return drv.current_url
 
 
+def enrol_totp(drv):
+    """An administrator's first stop (/totp): read the secret off the page,
+    type the code an authenticator would show; returns the secret."""
+    import time
+
+    from selenium.webdriver.common.by import By
+    from console_util import totp_code
+
+    secret = drv.find_element(By.ID, "totp-secret").text
+    drv.find_element(By.NAME, "code").send_keys(totp_code(secret, time.time()))
+    submit(drv)
+    return secret
+
+
 def submit(drv, css="form.box button[type=submit]", timeout=60):
     """Click the form's button and wait for the answer page to replace this
     one (a sign-in's argon2id takes a while, more so under ASan)."""

@@ -429,7 +429,13 @@ class BrowserConsole(DeploymentCli, AttackerTools, unittest.TestCase):
         self.clean(aud)
 
     def test_6_admin_views(self):
+        from selenium.webdriver.common.by import By
         adm = self.as_user("admin")
+        # an administrator sets up a second factor before anything else (F15)
+        self.assertTrue(adm.current_url.endswith("/totp"), adm.current_url)
+        self.assertTrue(adm.find_element(By.ID, "totp-uri").text.startswith("otpauth://totp/"))
+        self.shot(adm, "admin-second-factor")
+        B.enrol_totp(adm)
         self.assertTrue(adm.current_url.endswith("/admin"), adm.current_url)
         for page in ("users", "wards", "patients", "manufacturers", "integrations"):
             adm.get(self.base + "/admin/" + page)

@@ -53,3 +53,25 @@ def start_streaming(d, sim_args):
     while not d.hub_connected() and time.monotonic() < deadline:
         time.sleep(0.1)
     d.start_sim("sim", "lot", sim_args)
+
+
+def totp_code(secret_b32, t):
+    """RFC 6238 (SHA-1, six digits, 30 s) with Python's own HMAC, not
+    medtrust's: the code an authenticator shows for `secret_b32` at `t`."""
+    import base64
+    import hashlib
+    import hmac
+    import struct
+
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(t) // 30), hashlib.sha1).digest()
+    off = mac[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % 1000000)
+
+
+def secret_on_page(page):
+    """The base32 secret the /totp enrolment page shows."""
+    import re
+
+    m = re.search(r'<code id="totp-secret">([A-Z2-7]+)</code>', page)
+    return m.group(1) if m else None

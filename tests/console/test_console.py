@@ -34,14 +34,12 @@ What is shown, each by a check that fails when the property is missing:
   - form bodies are bounded (413), strictly parsed (400), of one type (415).
 """
 import base64
-import hashlib
-import hmac
 import http.client
 import json
 import os
 import re
+import sqlite3
 import ssl
-import struct
 import subprocess
 import sys
 import time
@@ -51,6 +49,7 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "telemetry"))
 import telemetry_util as T  # noqa: E402
+from console_util import secret_on_page, totp_code  # noqa: E402
 from console_util import DeploymentCli, start_streaming  # noqa: E402
 
 CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
@@ -208,7 +207,6 @@ class Console(DeploymentCli, unittest.TestCase):
                             for x in recs))
         self.assertNotIn(pw, text)
         # the hash is argon2id with the interactive parameters
-        import sqlite3
         with sqlite3.connect("file:%s?mode=ro" % self.d.p("HUB", "medtrust.db"),
                              uri=True) as c:
             h = c.execute("SELECT hash FROM users WHERE name = 'carol'").fetchone()[0]
@@ -393,9 +391,7 @@ class Console(DeploymentCli, unittest.TestCase):
         self.assertEqual(len(key), 32)
 
         def code(t):  # RFC 6238 with Python's own HMAC, not medtrust's
-            mac = hmac.new(key, struct.pack(">Q", int(t) // 30), hashlib.sha1).digest()
-            off = mac[-1] & 0x0F
-            return "%06d" % ((struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % 1000000)
+            return totp_code(secret, t)
 
         users = {u["name"]: u for u in map(json.loads, self.cli_ok("user", "list").splitlines())}
         self.assertTrue(users["twofa"]["totp"])
@@ -522,6 +518,8 @@ class Console(DeploymentCli, unittest.TestCase):
                  "auditor": "/audit"}
         for role, home in pages.items():
             b, _ = self.signed_in("role-" + role, role)
+            if role == "admin":  # an administrator sets up a second factor first (F15)
+                self.enrol_totp(b)
             st, h, _ = b.get("/")
             self.assertEqual((st, h["Location"]), (303, home), role)
             for other_role, other in pages.items():
@@ -546,6 +544,87 @@ class Console(DeploymentCli, unittest.TestCase):
         self.assertTrue(any(x["action"] == "console.forbidden" and x["actor"] ==
                             "user:role-clin2" and x["detail"].get("method") == "POST"
                             for x in recs))
+
+    def enrol_totp(self, b):
+        """An administrator's first stop: /totp, confirmed with a code."""
+        st, h, _ = b.get("/")
+        self.assertEqual((st, h["Location"]), (303, "/totp"))
+        st, _, page = b.get("/totp")
+        self.assertEqual(st, 200, page)
+        secret = secret_on_page(page)
+        st, h, page = b.post("/totp", {"code": totp_code(secret, time.time()),
+                                       "csrf": csrf_of(page)})
+        self.assertEqual((st, h.get("Location")), (303, "/admin"), page)
+        return secret
+
+    def test_F15_admin_second_factor_enforced_and_not_skippable(self):
+        b, pw = self.signed_in("mfa-admin", "admin")
+        # nothing but the enrolment page until it is done, also by direct URL
+        for path in ("/admin", "/admin/users", "/audit", "/"):
+            st, h, _ = b.get(path)
+            self.assertEqual((st, h["Location"]), (303, "/totp"), path)
+        st, _, j = b.get("/api/audit")
+        self.assertEqual(st, 403, j)
+        st, _, page = b.get("/totp")
+        secret = secret_on_page(page)
+        self.assertIsNotNone(secret, page)
+        self.assertIn("otpauth://totp/medtrust:mfa-admin?secret=" + secret, page)
+        # the same key on a reload (kept in the session until confirmed)
+        self.assertEqual(secret_on_page(b.get("/totp")[2]), secret)
+        wrong = "%06d" % ((int(totp_code(secret, time.time())) + 1) % 1000000)
+        st, _, page = b.post("/totp", {"code": wrong, "csrf": csrf_of(page)})
+        self.assertEqual(st, 400, page)
+        st, _, page = b.post("/totp", {"code": totp_code(secret, time.time())})
+        self.assertEqual(st, 403, page)  # no CSRF token, nothing stored
+        users = {u["name"]: u for u in map(json.loads, self.cli_ok("user", "list").splitlines())}
+        self.assertFalse(users["mfa-admin"]["totp"])
+        st, _, page = b.get("/totp")
+        st, h, page = b.post("/totp", {"code": totp_code(secret, time.time()),
+                                       "csrf": csrf_of(page)})
+        self.assertEqual((st, h.get("Location")), (303, "/admin"), page)
+        users = {u["name"]: u for u in map(json.loads, self.cli_ok("user", "list").splitlines())}
+        self.assertTrue(users["mfa-admin"]["totp"])
+        # the step is not skippable: the password alone makes no session at all
+        nb = self.browser()
+        st, h, page = self.login(nb, "mfa-admin", pw, 401)
+        self.assertNotIn("mt_session", nb.jar)
+        st, h, _ = nb.get("/admin")
+        self.assertEqual((st, h["Location"]), (303, "/login"))
+        time.sleep(31 - time.time() % 30)  # the enrolment's step is spent
+        st, h, _ = self.login(nb, "mfa-admin", pw, 303, code=totp_code(secret, time.time()))
+        self.assertEqual(h["Location"], "/admin")
+        text, recs = self.audit()
+        self.assertTrue(any(x["action"] == "user.totp" and x["subject"] == "mfa-admin" and
+                            x["detail"].get("via") == "console" for x in recs))
+        self.assertTrue(any(x["action"] == "user.totp.refused" and
+                            x["subject"] == "mfa-admin" for x in recs))
+        self.assertNotIn(secret, text)
+
+    def test_F15_one_time_password_expires_and_is_single_use(self):
+        otp = self.add_user("late-starter")
+        # made 73 hours ago (the store's clock moved back: no waiting three days)
+        with sqlite3.connect(self.d.p("HUB", "medtrust.db")) as db:
+            db.execute("UPDATE users SET updated_at = updated_at - 73 * 3600 WHERE name = ?",
+                       ("late-starter",))
+        st, _, page = self.login(self.browser(), "late-starter", otp, 401)
+        self.assertIn("This one-time password has expired.", page)
+        users = {u["name"]: u for u in map(json.loads, self.cli_ok("user", "list").splitlines())}
+        self.assertFalse(users["late-starter"]["locked"])
+        _, recs = self.audit()
+        self.assertTrue(any(x["action"] == "console.login" and x["subject"] == "late-starter"
+                            and x["detail"].get("reason") == "one_time_expired" for x in recs))
+        # a reset gives a fresh one, which signs in once
+        otp2 = self.cli_ok("user", "reset", "late-starter").strip()
+        b = self.browser()
+        st, h, _ = self.login(b, "late-starter", otp2, 303)
+        self.assertEqual(h["Location"], "/password")
+        st, _, page = b.get("/password")
+        new = "late-starter-Passw0rd!"
+        st, h, _ = b.post("/password", {"current": otp2, "new": new, "repeat": new,
+                                        "csrf": csrf_of(page)})
+        self.assertEqual(st, 303)
+        self.login(self.browser(), "late-starter", otp2, 401)
+        self.login(self.browser(), "late-starter", otp, 401)
 
     def test_static_files_are_the_hubs_own(self):
         b = self.browser()

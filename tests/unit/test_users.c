@@ -192,6 +192,37 @@ static void test_must_change(void **state)
 	assert_false(u.must_change);
 }
 
+/* F15: a one-time password signs in for MT_USERS_OTP_TTL_S after it was
+ * made; later it is refused even though right, without counting as a
+ * failure; a chosen password never expires. */
+static void test_one_time_expiry(void **state)
+{
+	struct fx *f = *state;
+	const char *otp = "one-time-Password-456", *mine = "my own passphrase";
+	const char *why = NULL;
+	enum mt_login v;
+	struct mt_user u;
+
+	assert_int_equal(mt_users_add(f->u, "dot", MT_ROLE_CLINICIAN, otp, T0, NULL), MT_OK);
+	assert_int_equal(login(f, "dot", otp, T0 + MT_USERS_OTP_TTL_S, NULL), MT_LOGIN_OK);
+	assert_int_equal(login(f, "dot", otp, T0 + MT_USERS_OTP_TTL_S + 1, NULL), MT_LOGIN_EXPIRED);
+	assert_int_equal(login(f, "dot", "wrong-one-123", T0 + MT_USERS_OTP_TTL_S + 1, NULL),
+	                 MT_LOGIN_BAD);
+	assert_int_equal(mt_users_get(f->u, "dot", &u), MT_OK);
+	assert_int_equal(u.failed, 1); /* the wrong one counted, the expired one did not */
+	assert_true(u.must_change);
+	/* nor can it be changed into a password of one's own */
+	assert_int_equal(mt_users_change_password(f->u, "dot", otp, mine, T0 + MT_USERS_OTP_TTL_S + 2,
+	                                          &v, &why),
+	                 MT_OK);
+	assert_int_equal(v, MT_LOGIN_EXPIRED);
+	/* a chosen password does not expire */
+	assert_int_equal(mt_users_add(f->u, "eli", MT_ROLE_CLINICIAN, otp, T0, NULL), MT_OK);
+	assert_int_equal(mt_users_change_password(f->u, "eli", otp, mine, T0 + 1, &v, &why), MT_OK);
+	assert_int_equal(v, MT_LOGIN_OK);
+	assert_int_equal(login(f, "eli", mine, T0 + 10 * MT_USERS_OTP_TTL_S, NULL), MT_LOGIN_OK);
+}
+
 static void test_lockout(void **state)
 {
 	struct fx *f = *state;
@@ -369,6 +400,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_hash_round_trip, setup, teardown),
 	        cmocka_unit_test(test_otp),
 	        cmocka_unit_test_setup_teardown(test_must_change, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_one_time_expiry, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_lockout, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_unknown_and_list, setup, teardown),
