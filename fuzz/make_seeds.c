@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 
+#include <medtrust/mt_command.h>
 #include <medtrust/mt_json.h>
 
 #include "fuzz_common.h"
@@ -531,6 +532,41 @@ int main(int argc, char **argv)
 	        "d08343a10103a2044400000007054c000102030405060708090a0b58494a74e06b3354db695e5fccfd"
 	        "3950451f2b2cedf013da7cb44ec34a17f2e6537bfc6d5e240f7929e7c2eb2c3c19fe01ccf2fdeb5a28"
 	        "ae2f5e1fce939c0182347de4ec51921e1cd3edb0");
+	/* Commands (protocol §6): a rotate-epoch and a reboot signed with the
+	 * world's P-256 key (the harness's command key), one for another
+	 * device, and payloads for the harness to sign (first byte 0xff). */
+	{
+		struct mt_command cmd;
+		uint8_t cbuf[512];
+		size_t cl = 0;
+
+		memset(&cmd, 0, sizeof cmd);
+		memcpy(cmd.dev, FZ_DEV, strlen(FZ_DEV));
+		cmd.dev_len = strlen(FZ_DEV);
+		cmd.ctr = 6;
+		cmd.ts = UINT64_C(1733222400000);
+		cmd.cmd = MT_CMD_ROTATE_EPOCH;
+		cmd.new_epoch = FZ_EPOCH + 1;
+		check(mt_command_sign(w->ldev[FZ_P256], &cmd, cbuf, sizeof cbuf, &cl),
+		      "mt_command_sign");
+		put("fuzz_command", "rotate", cbuf, cl);
+		cmd.cmd = MT_CMD_REBOOT;
+		check(mt_command_sign(w->ldev[FZ_P256], &cmd, cbuf, sizeof cbuf, &cl),
+		      "mt_command_sign");
+		put("fuzz_command", "reboot", cbuf, cl);
+		memcpy(cmd.dev, "dev-2", 5);
+		cmd.cmd = MT_CMD_ROTATE_EPOCH;
+		check(mt_command_sign(w->ldev[FZ_P256], &cmd, cbuf, sizeof cbuf, &cl),
+		      "mt_command_sign");
+		put("fuzz_command", "other-device", cbuf, cl);
+		cbuf[0] = 0xff;
+		memcpy(cmd.dev, FZ_DEV, strlen(FZ_DEV));
+		check(mt_command_encode(&cmd, cbuf + 1, sizeof cbuf - 1, &cl), "mt_command_encode");
+		put("fuzz_command", "rotate-payload", cbuf, cl + 1);
+	}
+	/* {1: "dev-1", 2: 7, 3: ts, 4: 1 set-config, 5: {1: {"a": 1}}} */
+	put_hex("fuzz_command", "set-config-payload",
+	        "ffa501656465762d310207031b000001938c1b0000040105a101a1616101");
 	put_hex("fuzz_receipt_open", "vector-receipt",
 	        "d08343a10103a2044400000007054c000102030405060708090a0b582d39c332128b070ea66e42574e"
 	        "c70b6ea57244d865d9115b72121eee7fa3f052d04570bdcd263b8a84364c84105f");

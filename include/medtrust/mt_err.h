@@ -160,6 +160,16 @@ enum mt_err {
 	MT_ERR_HL7_TOO_LARGE = 1202,  /* a message or MLLP frame over its size bound */
 	MT_ERR_HL7_SYNTAX = 1203,     /* a received message is not the HL7 expected */
 	MT_ERR_HL7_FRAME = 1204,      /* MLLP framing broken (bytes outside a frame) */
+
+	/* 1300..1399: downlink commands (mt_command.h; protocol §6), in the
+	 * order a device checks them */
+	MT_ERR_CMD_FORMAT = 1300,     /* not a tagged ES256 COSE_Sign1 with a kid, or too large */
+	MT_ERR_CMD_KID = 1301,        /* kid is not the pinned command certificate's key's */
+	MT_ERR_CMD_SIGNATURE = 1302,  /* signature malformed or does not verify */
+	MT_ERR_CMD_PAYLOAD = 1303,    /* payload not strict CBOR or not the schema of §6 */
+	MT_ERR_CMD_DEVICE = 1304,     /* key 1 names another device */
+	MT_ERR_CMD_REPLAY = 1305,     /* counter not above the last one accepted */
+	MT_ERR_CMD_STALE = 1306,      /* |now - ts| over 300 s */
 };
 
 /* A sentence describing `e`; never NULL. */

@@ -171,6 +171,25 @@ MT_NODISCARD enum mt_err mt_registry_set_kx(struct mt_registry *r, const char *s
                                             const uint8_t *spki, size_t len, int64_t now,
                                             uint32_t *epoch);
 
+/* A rotate-epoch command is about to be sent (protocol §4, §6): in one
+ * transaction take the device's next command counter (*ctr: strictly
+ * increasing per device, 1 for the first command, persistent) and move
+ * its key epoch N → N+1 (*old_epoch, *new_epoch).  From the commit on,
+ * the hub accepts packets of N+1 and N (the one before), and N only until
+ * the next rotation.  A counter taken for a command that then could not
+ * be sent is simply skipped (the device needs strictly increasing, not
+ * consecutive).  Errors: MT_ERR_ARG, MT_ERR_REG_UNKNOWN, MT_ERR_REG_STATE
+ * (not active, not onboarded, or the epoch is at 2^32 − 1: re-onboard),
+ * MT_ERR_REG_DB. */
+MT_NODISCARD enum mt_err mt_registry_rotate_epoch(struct mt_registry *r, const char *serial,
+                                                  int64_t now, uint32_t *old_epoch,
+                                                  uint32_t *new_epoch, uint64_t *ctr);
+
+/* The last command counter taken for the device (0: none yet).  Errors:
+ * MT_ERR_ARG, MT_ERR_REG_DB. */
+MT_NODISCARD enum mt_err mt_registry_command_counter(struct mt_registry *r, const char *serial,
+                                                     uint64_t *ctr);
+
 /* Revoke the device: status revoked (from manifested or active; a revoked
  * device stays revoked), every unrevoked certificate revoked with
  * `reason`, *n_certs of them (may be NULL).  Errors: MT_ERR_REG_UNKNOWN,

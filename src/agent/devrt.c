@@ -15,9 +15,22 @@
  *
  * Keys: ldev signs (in the token, or the encrypted file store of a
  * --soft device) and authenticates TLS through mt_key_evp; kx meets the
- * hub's kx key once, at open, to derive the epoch's data key K and
- * receipt key; the ECDH secret is wiped at once, K and the receipt keys
- * at close.
+ * hub's kx key at open, and again at each rotation, to derive the epoch's
+ * data key K and receipt key; the ECDH secret is wiped at once, K and the
+ * receipt keys at close.
+ *
+ * Commands (protocol §6; docs/commands.md): what arrives on down/cmd is
+ * opened with mt_command_open against the key of the command certificate
+ * pinned in bundle.json at onboarding, the last accepted counter and the
+ * device's clock.  Anything that does not verify is logged and dropped —
+ * no answer, no change.  A verified rotate-epoch derives the new epoch's
+ * keys, writes the new epoch and the counter into bundle.json (replaced
+ * atomically) and only then switches: the next packet is sealed under the
+ * new epoch, receipts of the new and the previous epoch open, and packets
+ * already queued go out again as they were sealed (the hub accepts the
+ * previous epoch until the next rotation).  Every verified command is
+ * answered on up/ack with a sealed typ 4 message naming its counter and
+ * the result (queued and resent like any packet until receipted).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -32,10 +45,12 @@
 #include <openssl/rand.h>
 
 #include "devrt.h"
+#include "medtrust/mt_command.h"
 #include "medtrust/mt_crypto.h"
 #include "medtrust/mt_est.h"
 #include "medtrust/mt_keystore.h"
 #include "medtrust/mt_packet.h"
+#include "medtrust/mt_pki.h"
 #include "medtrust/mt_util.h"
 #include "mt_mqtt.h"
 #include "queue.h"
@@ -54,6 +69,11 @@ struct mt_devrt {
 	char op_pem[PATH_MAX], ca_pem[PATH_MAX];
 	struct mt_mqtt_url url;
 	struct mt_key *ldev;
+	struct mt_key *kx;          /* kept for the next rotation's ECDH */
+	struct mt_pubkey *hub_kx;
+	struct mt_pubkey *cmd_key;  /* pinned command certificate's key; NULL: none */
+	bool has_cmd_last;          /* a command was accepted (bundle.json command_counter) */
+	uint64_t cmd_last;
 	uint32_t epoch;
 	bool has_prev;
 	uint8_t k[MT_KEY_LEN], rk[MT_KEY_LEN], rk_prev[MT_KEY_LEN];
@@ -100,6 +120,34 @@ static uint64_t jitter(uint64_t ms)
 
 /* ---- opening ----------------------------------------------------------------- */
 
+/* The command certificate pinned at onboarding (`command_cert`) and the
+ * last accepted command counter (`command_counter`, written here after a
+ * command).  Without a usable certificate every command is refused. */
+static void load_command_state(struct mt_devrt *rt, json_t *b, const char *path)
+{
+	json_t *pem = json_object_get(b, "command_cert"), *ctr = json_object_get(b, "command_counter");
+	struct mt_cert *cert = NULL;
+	enum mt_err e = json_is_string(pem) ? mt_cert_from_pem(json_string_value(pem),
+	                                                       json_string_length(pem), &cert)
+	                                    : MT_ERR_NOT_FOUND;
+
+	if (e == MT_OK)
+		e = mt_cert_pubkey(cert, &rt->cmd_key);
+	if (e == MT_OK && mt_pubkey_type(rt->cmd_key) != MT_KEY_P256)
+		e = MT_ERR_KEY_TYPE;
+	if (e != MT_OK) {
+		mt_pubkey_free(rt->cmd_key);
+		rt->cmd_key = NULL;
+		fprintf(stderr, "medtrust-device %s: %s: no usable command_cert (%s): commands "
+		        "will be refused\n", rt->id, path, mt_err_str(e));
+	}
+	mt_cert_free(cert);
+	if (json_is_integer(ctr) && json_integer_value(ctr) >= 0) {
+		rt->has_cmd_last = true;
+		rt->cmd_last = (uint64_t)json_integer_value(ctr);
+	}
+}
+
 static enum mt_err load_bundle(struct mt_devrt *rt, const struct mt_agent_device *d,
                                struct mt_pubkey **hub_kx, char *why, size_t cap)
 {
@@ -127,6 +175,7 @@ static enum mt_err load_bundle(struct mt_devrt *rt, const struct mt_agent_device
 		return MT_ERR_ARG;
 	}
 	rt->epoch = (uint32_t)epoch;
+	load_command_state(rt, b, path);
 	e = mt_mqtt_parse_url(rt->o.broker ? rt->o.broker : broker, &rt->url);
 	if (e != MT_OK) {
 		mt_say(why, cap, "broker URL '%s' is not mqtts://host:port",
@@ -231,8 +280,8 @@ enum mt_err mt_devrt_open(const struct mt_agent_device *d, const struct mt_devrt
 		       mt_err_str(e));
 		goto fail;
 	}
-	mt_key_free(kx);
-	mt_pubkey_free(hub_kx);
+	rt->kx = kx;
+	rt->hub_kx = hub_kx;
 	*out = rt;
 	return MT_OK;
 fail:
@@ -256,6 +305,9 @@ void mt_devrt_close(struct mt_devrt *rt)
 	mt_ctr_close(rt->ctr);
 	mt_aead_free(rt->aead);
 	mt_key_free(rt->ldev);
+	mt_key_free(rt->kx);
+	mt_pubkey_free(rt->hub_kx);
+	mt_pubkey_free(rt->cmd_key);
 	free(rt->pkt);
 	free(rt->scratch);
 	free(rt->ranges);
@@ -347,19 +399,152 @@ static void on_receipt(struct mt_devrt *rt, const uint8_t *pkt, size_t len)
 			rt->o.on_receipt(rt->o.hook_ctx, rt->id, rt->ranges[i][0], rt->ranges[i][1]);
 }
 
+static enum mt_err send_message(struct mt_devrt *rt, struct mt_message *m, enum mt_dq_topic t);
+static void message_base(struct mt_devrt *rt, struct mt_message *m, uint64_t typ, uint64_t now);
+
+/* Write the new epoch and the command counter into bundle.json (replaced
+ * atomically, so a power cut leaves the old or the new state). */
+static enum mt_err save_command_state(struct mt_devrt *rt, uint32_t epoch, uint64_t ctr)
+{
+	char path[PATH_MAX + 16];
+	json_error_t jerr;
+	json_t *b;
+	char *text = NULL;
+	enum mt_err e = MT_ERR_IO;
+
+	if ((size_t)snprintf(path, sizeof path, "%s/bundle.json", rt->dir) >= sizeof path ||
+	    ctr > (uint64_t)INT64_MAX)
+		return MT_ERR_ARG;
+	b = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (b != NULL && json_object_set_new(b, "epoch", json_integer((json_int_t)epoch)) == 0 &&
+	    json_object_set_new(b, "command_counter", json_integer((json_int_t)ctr)) == 0)
+		text = json_dumps(b, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (text != NULL)
+		e = mt_file_replace(path, text, strlen(text), 0600);
+	free(text);
+	json_decref(b);
+	return e;
+}
+
+/* Keys of `epoch` (K, receipt key) and the previous epoch's receipt key. */
+static enum mt_err epoch_keys(struct mt_devrt *rt, uint32_t epoch, uint8_t k[MT_KEY_LEN],
+                              uint8_t rk[MT_KEY_LEN], uint8_t rk_prev[MT_KEY_LEN])
+{
+	uint8_t x[32];
+	enum mt_err e = mt_key_ecdh(rt->kx, rt->hub_kx, x);
+
+	if (e == MT_OK)
+		e = mt_packet_derive_keys(x, epoch, rt->id, strlen(rt->id), k, rk);
+	if (e == MT_OK && epoch > 0)
+		e = mt_packet_derive_keys(x, epoch - 1, rt->id, strlen(rt->id), NULL, rk_prev);
+	mt_wipe(x, sizeof x);
+	return e;
+}
+
+/* Rotate to `epoch` for command `ctr`: MT_CMD_RESULT_* and a detail. */
+static uint64_t rotate_epoch(struct mt_devrt *rt, uint32_t epoch, uint64_t ctr,
+                             const char **detail)
+{
+	uint8_t k[MT_KEY_LEN], rk[MT_KEY_LEN], rk_prev[MT_KEY_LEN];
+	uint32_t old = rt->epoch;
+	enum mt_err e;
+
+	if (epoch <= rt->epoch) {
+		*detail = "the new epoch is not above the current one";
+		return MT_CMD_RESULT_ARGS;
+	}
+	e = epoch_keys(rt, epoch, k, rk, rk_prev);
+	if (e == MT_OK)
+		e = save_command_state(rt, epoch, ctr);
+	if (e != MT_OK) {
+		mt_wipe(k, sizeof k);
+		mt_wipe(rk, sizeof rk);
+		mt_wipe(rk_prev, sizeof rk_prev);
+		fprintf(stderr, "medtrust-device %s: rotate-epoch to %u failed: %s\n", rt->id,
+		        (unsigned)epoch, mt_err_str(e));
+		*detail = "the new epoch could not be derived or saved";
+		return MT_CMD_RESULT_FAILED;
+	}
+	memcpy(rt->k, k, sizeof k);
+	memcpy(rt->rk, rk, sizeof rk);
+	memcpy(rt->rk_prev, rk_prev, sizeof rk_prev);
+	mt_wipe(k, sizeof k);
+	mt_wipe(rk, sizeof rk);
+	mt_wipe(rk_prev, sizeof rk_prev);
+	rt->epoch = epoch;
+	rt->has_prev = true;
+	fprintf(stderr, "medtrust-device %s: key epoch %u -> %u (command %llu)\n", rt->id,
+	        (unsigned)old, (unsigned)epoch, (unsigned long long)ctr);
+	return MT_CMD_RESULT_OK;
+}
+
+static void on_command(struct mt_devrt *rt, const uint8_t *buf, size_t len)
+{
+	struct mt_command_check chk = {
+	        .key = rt->cmd_key, .dev = rt->id, .dev_len = strlen(rt->id),
+	        .has_last = rt->has_cmd_last, .last_ctr = rt->cmd_last, .now_ms = rt->now_ms,
+	};
+	struct mt_command c;
+	struct mt_message m;
+	const char *detail = NULL;
+	uint64_t result;
+	enum mt_err e;
+
+	if (rt->cmd_key == NULL) {
+		fprintf(stderr, "medtrust-device %s: command refused: no pinned command "
+		        "certificate\n", rt->id);
+		rt->st.refused_commands++;
+		return;
+	}
+	e = mt_command_open(&chk, buf, len, &c);
+	if (e != MT_OK) { /* A forged, replayed or stale command changes nothing. */
+		fprintf(stderr, "medtrust-device %s: command refused: %s\n", rt->id,
+		        mt_err_str(e));
+		rt->st.refused_commands++;
+		return;
+	}
+	if (c.cmd == MT_CMD_ROTATE_EPOCH) {
+		result = rotate_epoch(rt, c.new_epoch, c.ctr, &detail);
+	} else {
+		result = MT_CMD_RESULT_UNSUPPORTED;
+		detail = "command not supported by this device";
+		if (save_command_state(rt, rt->epoch, c.ctr) != MT_OK)
+			fprintf(stderr, "medtrust-device %s: command counter not saved\n", rt->id);
+	}
+	/* Accepted or not, a verified counter is used up (this run at least,
+	 * and on disk unless saving failed). */
+	rt->has_cmd_last = true;
+	rt->cmd_last = c.ctr;
+	rt->st.commands++;
+	message_base(rt, &m, MT_TYP_ACK, rt->now_ms);
+	m.has = MT_MSG_ACK;
+	m.ack.ctr = c.ctr;
+	m.ack.result = result;
+	if (detail != NULL) {
+		m.ack.detail = detail;
+		m.ack.detail_len = strlen(detail);
+	}
+	if (send_message(rt, &m, MT_DQ_ACK) != MT_OK)
+		fprintf(stderr, "medtrust-device %s: acknowledgement of command %llu not sent\n",
+		        rt->id, (unsigned long long)c.ctr);
+}
+
 static void on_message(struct mosquitto *m, void *arg, const struct mosquitto_message *msg,
                        const mosquitto_property *props)
 {
 	struct mt_devrt *rt = arg;
-	char want[MT_MQTT_TOPIC_MAX];
+	char rcpt[MT_MQTT_TOPIC_MAX], cmd[MT_MQTT_TOPIC_MAX];
 
 	(void)m;
 	(void)props;
-	(void)snprintf(want, sizeof want, "mt/v1/%s/down/rcpt", rt->id);
-	if (strcmp(msg->topic, want) == 0 && msg->payloadlen > 0 &&
-	    msg->payloadlen <= MT_PACKET_MAX)
+	if (msg->payloadlen <= 0 || msg->payloadlen > MT_PACKET_MAX)
+		return;
+	(void)snprintf(rcpt, sizeof rcpt, "mt/v1/%s/down/rcpt", rt->id);
+	(void)snprintf(cmd, sizeof cmd, "mt/v1/%s/down/cmd", rt->id);
+	if (strcmp(msg->topic, rcpt) == 0)
 		on_receipt(rt, msg->payload, (size_t)msg->payloadlen);
-	/* down/cmd: signed commands (protocol §6) are not acted on yet. */
+	else if (strcmp(msg->topic, cmd) == 0)
+		on_command(rt, msg->payload, (size_t)msg->payloadlen);
 }
 
 /* When op.pem last changed (0: unknown). */

@@ -22,6 +22,11 @@
  * once as a fast packet on up/alert (queued like the rest: an alert is
  * never dropped), and its observations ride in the next sealed packet,
  * so every stored observation is signed.
+ *
+ * Commands on down/cmd (protocol §6) are verified against the command
+ * certificate pinned in bundle.json; a rotate-epoch switches the epoch of
+ * new packets (kept in bundle.json) and every verified command is
+ * answered on up/ack (docs/commands.md).
  */
 #ifndef MT_AGENT_DEVRT_H
 #define MT_AGENT_DEVRT_H
@@ -50,6 +55,8 @@ struct mt_devrt_opts {
 struct mt_devrt_stats {
 	uint64_t sealed, published, receipts, released, resent, alerts, reconnects;
 	uint64_t refused_receipts; /* receipts that did not open */
+	uint64_t commands;         /* verified commands (protocol §6), answered on up/ack */
+	uint64_t refused_commands; /* commands that did not verify: dropped, unanswered */
 	size_t queued;
 	bool connected;
 };

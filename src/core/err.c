@@ -121,6 +121,13 @@ const char *mt_err_str(enum mt_err e)
 	case MT_ERR_HL7_TOO_LARGE: return "HL7 message or MLLP frame too large";
 	case MT_ERR_HL7_SYNTAX: return "not a well-formed HL7 message";
 	case MT_ERR_HL7_FRAME: return "MLLP framing error";
+	case MT_ERR_CMD_FORMAT: return "command is not a tagged ES256 COSE_Sign1 with a kid";
+	case MT_ERR_CMD_KID: return "command kid is not the pinned command key's";
+	case MT_ERR_CMD_SIGNATURE: return "command signature does not verify";
+	case MT_ERR_CMD_PAYLOAD: return "command payload is not the schema of protocol section 6";
+	case MT_ERR_CMD_DEVICE: return "command is for another device";
+	case MT_ERR_CMD_REPLAY: return "command counter is not above the last one accepted (replay)";
+	case MT_ERR_CMD_STALE: return "command timestamp more than 300 s from the device's clock";
 	}
 	return "unknown error";
 }

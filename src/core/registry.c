@@ -13,6 +13,8 @@
  *   certs(serial PRIMARY KEY, device, not_before, not_after, issued_at,
  *         revoked_at, reason, der)
  *   crl_state(id = 1, number, next_update)
+ *   device_commands(serial PRIMARY KEY, counter, command, sent_at): the
+ *           last downlink command counter taken per device (protocol §6)
  *
  * Why the registry checks a manifest's chain itself rather than trusting
  * the caller: a manifest is the whitelist that lets devices in, so the
@@ -77,7 +79,12 @@ static const char schema[] =
         "CREATE INDEX IF NOT EXISTS certs_revoked ON certs(revoked_at) WHERE revoked_at > 0;"
         "CREATE TABLE IF NOT EXISTS crl_state("
         " id INTEGER PRIMARY KEY CHECK(id = 1), number INTEGER NOT NULL,"
-        " next_update INTEGER NOT NULL);";
+        " next_update INTEGER NOT NULL);"
+        /* Added with downlink commands: a table of its own, so a database
+         * of before gains it here (IF NOT EXISTS) without an ALTER. */
+        "CREATE TABLE IF NOT EXISTS device_commands("
+        " serial TEXT PRIMARY KEY REFERENCES devices(serial),"
+        " counter INTEGER NOT NULL, command INTEGER NOT NULL, sent_at INTEGER NOT NULL);";
 
 const char *mt_dev_status_name(enum mt_dev_status s)
 {
@@ -844,6 +851,99 @@ enum mt_err mt_registry_set_kx(struct mt_registry *r, const char *serial, const 
 		*epoch = d.epoch + 1;
 	}
 	return finish(r, e);
+}
+
+/* Take the device's next command counter (the last one + 1; 1 for the
+ * first) inside the caller's transaction. */
+static enum mt_err next_command(struct mt_registry *r, const char *serial, uint64_t cmd,
+                                int64_t now, uint64_t *ctr)
+{
+	sqlite3_stmt *st;
+	int64_t last = 0;
+	enum mt_err e = prep(r, "SELECT counter FROM device_commands WHERE serial = ?", &st);
+	int rc;
+
+	if (e != MT_OK)
+		return e;
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		last = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return MT_ERR_REG_DB;
+	if (last < 0 || last == INT64_MAX)
+		return MT_ERR_REG_STATE;
+	e = prep(r,
+	         "INSERT INTO device_commands(serial, counter, command, sent_at) VALUES(?, ?, ?, ?)"
+	         " ON CONFLICT(serial) DO UPDATE SET counter = excluded.counter,"
+	         " command = excluded.command, sent_at = excluded.sent_at",
+	         &st);
+	if (e != MT_OK)
+		return e;
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, last + 1);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)cmd);
+	sqlite3_bind_int64(st, 4, now);
+	e = run_done(st);
+	if (e == MT_OK)
+		*ctr = (uint64_t)last + 1;
+	return e;
+}
+
+enum mt_err mt_registry_rotate_epoch(struct mt_registry *r, const char *serial, int64_t now,
+                                     uint32_t *old_epoch, uint32_t *new_epoch, uint64_t *ctr)
+{
+	struct mt_device_rec d;
+	sqlite3_stmt *st;
+	uint64_t taken = 0;
+	enum mt_err e;
+
+	if (r == NULL || serial == NULL || old_epoch == NULL || new_epoch == NULL || ctr == NULL)
+		return MT_ERR_ARG;
+	e = begin(r);
+	if (e != MT_OK)
+		return e;
+	e = mt_registry_device(r, serial, &d);
+	if (e == MT_OK && (d.status != MT_DEV_ACTIVE || d.kx_spki_len == 0 ||
+	                   d.ldev_spki_len == 0 || d.epoch == UINT32_MAX))
+		e = MT_ERR_REG_STATE;
+	if (e == MT_OK)
+		e = next_command(r, serial, 2 /* rotate-epoch */, now, &taken);
+	if (e == MT_OK)
+		e = prep(r, "UPDATE devices SET epoch = ?, updated_at = ? WHERE serial = ?", &st);
+	if (e == MT_OK) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)d.epoch + 1);
+		sqlite3_bind_int64(st, 2, now);
+		sqlite3_bind_text(st, 3, serial, -1, SQLITE_STATIC);
+		e = run_done(st);
+	}
+	e = finish(r, e);
+	if (e == MT_OK) { /* only what was committed */
+		*old_epoch = d.epoch;
+		*new_epoch = d.epoch + 1;
+		*ctr = taken;
+	}
+	return e;
+}
+
+enum mt_err mt_registry_command_counter(struct mt_registry *r, const char *serial,
+                                        uint64_t *ctr)
+{
+	sqlite3_stmt *st;
+	enum mt_err e;
+	int rc;
+
+	if (r == NULL || serial == NULL || ctr == NULL)
+		return MT_ERR_ARG;
+	e = prep(r, "SELECT counter FROM device_commands WHERE serial = ?", &st);
+	if (e != MT_OK)
+		return e;
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*ctr = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? MT_OK : MT_ERR_REG_DB;
 }
 
 static const char *reason_name(enum mt_pki_reason reason)

@@ -33,6 +33,7 @@
 #define MT_HUB_CONSOLE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "https.h"
 #include "medtrust/mt_audit.h"
@@ -64,6 +65,17 @@ struct mt_live;
 struct mt_clinical;
 void mt_console_set_clinical(struct mt_console *c, struct mt_live *live,
                              struct mt_clinical *clin);
+
+/* The fleet page's "Rotate epoch" action (docs/console-fleet.md) sends a
+ * signed rotate-epoch command through this hook (the ingest's
+ * mt_ingest_rotate_hook): it sets the epochs and the command counter, or
+ * fails with a sentence in why.  NULL (no ingest): the action answers 503.
+ * Set it, or clear it with NULL, at any time: the setter waits for a
+ * rotation in progress, so after clearing it nothing calls fn again. */
+typedef enum mt_err (*mt_console_rotate_fn)(void *arg, const char *dev, uint32_t *old_epoch,
+                                            uint32_t *new_epoch, uint64_t *ctr, char *why,
+                                            size_t why_cap);
+void mt_console_set_rotate(struct mt_console *c, mt_console_rotate_fn fn, void *arg);
 
 /* Answer one request (thread-safe).  Every answer carries the console's
  * security headers (CSP, HSTS, Referrer-Policy, X-Frame-Options, ...). */

@@ -39,6 +39,16 @@
  * audit record with the CLI's action names (device.revoke,
  * device.revoke.refused, device.decommission, ...), actor user:<name>.
  *
+ * Rotating a device's key epoch (/fleet/<id>/rotate) has the same
+ * confirmation, CSRF, re-authentication and typed id, but the change is
+ * not the registry's alone: it is a signed downlink command, which only
+ * the hub's ingest can send (it holds the broker connection and the
+ * command key).  So the console calls a hook (mt_console_set_rotate,
+ * medtrustd sets it to mt_ingest_rotate_hook once the ingest runs); no
+ * hook, no action (503).  Audit: device.rotate_epoch, outcome ok with
+ * both epochs and the command counter, refused or error with a reason
+ * (docs/commands.md).
+ *
  * Patients' names are identities: a fleet page that shows them is audited
  * (console.fleet.view, once per user per VIEW_AUDIT_S).  Every string of
  * data — device ids, classes, wards, beds, names, firmware versions,
@@ -198,6 +208,7 @@ struct frow {
 	int64_t manifest_id;
 	int64_t cert_not_after; /* 0: never enrolled */
 	bool onboarded;         /* a kx key is recorded */
+	uint32_t epoch;         /* the hub's current key epoch for it */
 	/* the store */
 	bool has_store;
 	struct mt_store_fleet_dev st;
@@ -237,6 +248,7 @@ static enum mt_err fleet_add(const struct mt_device_rec *d, void *arg)
 	r->manifest_id = d->manifest_id;
 	r->cert_not_after = d->cert_serial[0] != '\0' ? d->cert_not_after : 0;
 	r->onboarded = d->kx_spki_len > 0;
+	r->epoch = d->epoch;
 	return MT_OK;
 }
 
@@ -407,7 +419,15 @@ static void out_ago(struct out *o, uint64_t now_ms, uint64_t at_ms)
 		con_fmt(o, "%" PRIu64 " days ago", s / 86400);
 }
 
-static void fleet_row(struct out *o, const struct frow *r, int64_t now, uint64_t now_ms)
+static bool may_rotate(const struct frow *r)
+{
+	return r->status == MT_DEV_ACTIVE && r->onboarded && r->epoch < UINT32_MAX;
+}
+
+static bool rotate_hooked(struct mt_console *c);
+
+static void fleet_row(struct out *o, const struct frow *r, int64_t now, uint64_t now_ms,
+                      bool rotate)
 {
 	con_lit(o, "<tr id=\"dev-");
 	con_text(o, r->id);
@@ -502,6 +522,11 @@ static void fleet_row(struct out *o, const struct frow *r, int64_t now, uint64_t
 		con_text(o, r->id);
 		con_lit(o, "/decommission\">Decommission\xe2\x80\xa6</a>");
 	}
+	if (rotate && may_rotate(r)) {
+		con_lit(o, " <a class=\"act\" href=\"/fleet/");
+		con_text(o, r->id);
+		con_lit(o, "/rotate\">Rotate epoch\xe2\x80\xa6</a>");
+	}
 	con_lit(o, "</td></tr>");
 }
 
@@ -512,6 +537,7 @@ static void fleet_page(struct mt_console *c, const struct mt_https_req *rq,
 	struct out o = {0};
 	uint64_t now_ms = mt_deploy_now_ms();
 	size_t named = 0;
+	bool rotate;
 
 	con_page_start(c, &o, "Fleet", s, NULL);
 	con_lit(&o, "<h1>Fleet</h1><form class=\"filter\" method=\"get\" action=\"/fleet\">"
@@ -535,8 +561,9 @@ static void fleet_page(struct mt_console *c, const struct mt_https_req *rq,
 	            "<th>Patient</th><th>Last seen</th><th>Battery</th><th>Firmware</th>"
 	            "<th>Certificate expires</th><th>Missing counters</th>"
 	            "<th>Refused packets</th><th>Actions</th></tr></thead><tbody>");
+	rotate = rotate_hooked(c);
 	for (size_t i = 0; i < f->n; i++) {
-		fleet_row(&o, &f->r[i], now, now_ms);
+		fleet_row(&o, &f->r[i], now, now_ms, rotate);
 		named += f->r[i].has_patient;
 	}
 	if (f->n == 0)
@@ -569,7 +596,8 @@ static void fleet_json(struct mt_https_resp *rs, const struct fleet *f)
 		con_json(&o, r->cls);
 		con_fmt(&o, ",\"status\":\"%s\",\"reason\":", mt_dev_status_name(r->status));
 		con_json(&o, r->reason);
-		con_fmt(&o, ",\"onboarded\":%s,\"patient\":", r->onboarded ? "true" : "false");
+		con_fmt(&o, ",\"onboarded\":%s,\"epoch\":%u,\"patient\":",
+		        r->onboarded ? "true" : "false", (unsigned)r->epoch);
 		if (r->has_patient) {
 			con_fmt(&o, "{\"id\":%" PRId64 ",\"ward\":", r->patient_id);
 			con_json(&o, r->ward);
@@ -870,13 +898,41 @@ static void audit_change(struct mt_console *c, const struct session *s,
 	con_audit(c, s->user, rq, action, id, outcome, "\"via\":\"console\",%s", members);
 }
 
+/* What every action's POST does first: the form, its CSRF token, a
+ * recent password (else /reauth and back to /fleet/<id>/<verb>), the
+ * device as the registry has it now.  false: the answer is set. */
+static bool action_start(struct mt_console *c, const struct mt_https_req *rq,
+                         struct mt_https_resp *rs, struct session *s, int64_t now,
+                         const char *id, const char *verb, struct mt_form *f, struct frow *r)
+{
+	char back[MT_DEVICE_ID_MAX + 32];
+	enum mt_err e;
+
+	if (!con_read_form(c, rq, rs, f) || !con_csrf_ok(c, rq, rs, s, f))
+		return false;
+	(void)snprintf(back, sizeof back, "/fleet/%s/%s", id, verb);
+	if (!con_recent_auth(c, rs, s, now, back))
+		return false;
+	e = one_device(c, id, r);
+	if (e == MT_ERR_REG_UNKNOWN) {
+		not_found(c, rs, s, false);
+		return false;
+	}
+	if (e != MT_OK) {
+		con_message(c, rs, 503, s, "Registry unavailable",
+		            "The device registry could not be read just now; nothing was changed.");
+		return false;
+	}
+	return true;
+}
+
 static void do_change(struct mt_console *c, const struct mt_https_req *rq, struct mt_https_resp *rs,
                       struct session *s, int64_t now, const char *id, enum mt_lifecycle_act act)
 {
 	struct mt_form *f = calloc(1, sizeof *f);
 	struct mt_lifecycle_result res;
 	enum mt_pki_reason reason = MT_PKI_REASON_CESSATION_OF_OPERATION;
-	char back[MT_DEVICE_ID_MAX + 32], members[480];
+	char members[480];
 	const char *confirm;
 	struct frow *r = calloc(1, sizeof *r);
 	enum mt_err e;
@@ -885,21 +941,8 @@ static void do_change(struct mt_console *c, const struct mt_https_req *rq, struc
 		con_message(c, rs, 503, s, "Busy", "The hub is short of memory; try again.");
 		goto out;
 	}
-	if (!con_read_form(c, rq, rs, f) || !con_csrf_ok(c, rq, rs, s, f))
+	if (!action_start(c, rq, rs, s, now, id, verb_of(act), f, r))
 		goto out;
-	(void)snprintf(back, sizeof back, "/fleet/%s/%s", id, verb_of(act));
-	if (!con_recent_auth(c, rs, s, now, back))
-		goto out;
-	e = one_device(c, id, r);
-	if (e == MT_ERR_REG_UNKNOWN) {
-		not_found(c, rs, s, false);
-		goto out;
-	}
-	if (e != MT_OK) {
-		con_message(c, rs, 503, s, "Registry unavailable",
-		            "The device registry could not be read just now; nothing was changed.");
-		goto out;
-	}
 	confirm = mt_form_get(f, "confirm");
 	if (confirm == NULL || strcmp(confirm, id) != 0) {
 		audit_change(c, s, rq, act, id, MT_AUDIT_REFUSED, true,
@@ -989,6 +1032,261 @@ static void view_action(struct mt_console *c, const struct mt_https_req *rq,
 		                      "decommissioned.");
 	else
 		confirm_page(c, rs, 200, s, r, act, NULL);
+	mt_wipe(r, sizeof *r);
+	free(r);
+}
+
+/* ---- rotate epoch ------------------------------------------------------------------------------ */
+
+/* The hook (mt_console_set_rotate) is read and called under this lock, so
+ * clearing it waits for a rotation in progress (medtrustd clears it before
+ * it stops the ingest).  Rotations are rare and one at a time anyway: the
+ * ingest sends one command at a time. */
+static pthread_mutex_t rotate_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void mt_console_set_rotate(struct mt_console *c, mt_console_rotate_fn fn, void *arg)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&rotate_lock);
+	c->rotate = fn;
+	c->rotate_arg = arg;
+	pthread_mutex_unlock(&rotate_lock);
+}
+
+static bool rotate_hooked(struct mt_console *c)
+{
+	bool on;
+
+	pthread_mutex_lock(&rotate_lock);
+	on = c->rotate != NULL;
+	pthread_mutex_unlock(&rotate_lock);
+	return on;
+}
+
+/* "/fleet/<id>/rotate": the id (shape checked). */
+static bool parse_rotate_path(const char *p, char id[MT_DEVICE_ID_MAX + 1])
+{
+	const char *rest = p + sizeof "/fleet/" - 1, *slash = strchr(rest, '/');
+	size_t n;
+
+	if (slash == NULL || strcmp(slash, "/rotate") != 0)
+		return false;
+	n = (size_t)(slash - rest);
+	if (n == 0 || n > MT_DEVICE_ID_MAX || !mt_device_id_valid(rest, n))
+		return false;
+	memcpy(id, rest, n);
+	id[n] = '\0';
+	return true;
+}
+
+static void no_ingest(struct mt_console *c, struct mt_https_resp *rs, const struct session *s)
+{
+	con_message(c, rs, 503, s, "Telemetry ingest not running",
+	            "Rotating a device's key epoch sends it a signed command over the broker, "
+	            "which this hub is not connected to (its telemetry ingest is not running): "
+	            "nothing was changed.");
+}
+
+static void rotate_confirm(struct mt_console *c, struct mt_https_resp *rs, int status,
+                           const struct session *s, const struct frow *r, const char *msg)
+{
+	struct out o = {0};
+
+	con_page_start(c, &o, "Rotate a device's key epoch", s, NULL);
+	con_lit(&o, "<form class=\"box wide\" method=\"post\" action=\"/fleet/");
+	con_text(&o, r->id);
+	con_lit(&o, "/rotate\"><h1>Rotate the key epoch of <span class=\"dev\">");
+	con_text(&o, r->id);
+	con_fmt(&o, "</span></h1><p>Now <b>%s</b>, key epoch <b>%u</b>",
+	        mt_dev_status_name(r->status), (unsigned)r->epoch);
+	if (r->has_patient) {
+		con_lit(&o, ", measuring ");
+		con_text(&o, r->name);
+		con_lit(&o, " (");
+		con_text(&o, r->ward);
+		con_lit(&o, ", bed ");
+		con_text(&o, r->bed);
+		con_lit(&o, ")");
+	}
+	/* con_fmt writes at most 511 bytes a call: the sentences go in pieces */
+	con_fmt(&o,
+	        ".</p><p>What happens:</p><ul>"
+	        "<li>the hub moves the device to key epoch <b>%u</b> and sends it a "
+	        "<b>rotate-epoch command signed with the hub's command key</b>;</li>",
+	        (unsigned)r->epoch + 1);
+	con_fmt(&o,
+	        "<li>the device checks the signature against the command certificate it "
+	        "pinned at onboarding, encrypts its new packets under the keys of epoch %u "
+	        "and answers with an acknowledgement;</li>",
+	        (unsigned)r->epoch + 1);
+	con_fmt(&o,
+	        "<li>packets of epoch %u (sealed before the command arrived, or sent again "
+	        "from the device's queue) are still accepted <b>until the next rotation</b>: "
+	        "readings are not interrupted.</li></ul>",
+	        (unsigned)r->epoch);
+	if (msg != NULL) {
+		con_lit(&o, "<p class=\"msg\" role=\"alert\">");
+		con_text(&o, msg);
+		con_lit(&o, "</p>");
+	}
+	con_lit(&o, "<label>Type the device id to confirm<input name=\"confirm\" "
+	            "autocomplete=\"off\" spellcheck=\"false\" required></label>");
+	con_csrf_field(&o, s);
+	con_lit(&o, "<button type=\"submit\">Rotate epoch</button> "
+	            "<a href=\"/fleet\">Cancel</a></form>");
+	con_page_end(&o);
+	con_send_page(rs, status, &o);
+}
+
+static void rotate_result(struct mt_console *c, struct mt_https_resp *rs, const struct session *s,
+                          const char *id, uint32_t old_epoch, uint32_t new_epoch, uint64_t ctr)
+{
+	struct out o = {0};
+
+	con_page_start(c, &o, "Key epoch rotated", s, NULL);
+	con_lit(&o, "<div class=\"box wide\"><h1>Key epoch of <span class=\"dev\">");
+	con_text(&o, id);
+	con_fmt(&o,
+	        "</span> rotated</h1><ul>"
+	        "<li>key epoch now: <b class=\"epoch\">%u</b> (was %u)</li>"
+	        "<li>the signed rotate-epoch command (command counter %" PRIu64 ") was "
+	        "sent to the device</li>",
+	        (unsigned)new_epoch, (unsigned)old_epoch, ctr);
+	con_fmt(&o,
+	        "<li>packets of epoch %u are still accepted until the next rotation</li></ul>",
+	        (unsigned)old_epoch);
+	con_lit(&o, "<p>The device switches when the command reaches it and answers with an "
+	            "acknowledgement; a device that is offline gets it when it reconnects.</p>"
+	            "<p><a href=\"/fleet\">Back to the fleet</a></p></div>");
+	con_page_end(&o);
+	con_send_page(rs, 200, &o);
+}
+
+static void rotate_post(struct mt_console *c, const struct mt_https_req *rq,
+                        struct mt_https_resp *rs, struct session *s, int64_t now, const char *id,
+                        struct frow *r)
+{
+	struct mt_form *f = calloc(1, sizeof *f);
+	char why[192] = "", wj[256];
+	const char *confirm;
+	uint32_t old_epoch = 0, new_epoch = 0;
+	uint64_t ctr = 0;
+	bool hooked;
+	enum mt_err e;
+
+	if (f == NULL) {
+		con_message(c, rs, 503, s, "Busy", "The hub is short of memory; try again.");
+		return;
+	}
+	if (!action_start(c, rq, rs, s, now, id, "rotate", f, r))
+		goto out;
+	confirm = mt_form_get(f, "confirm");
+	if (confirm == NULL || strcmp(confirm, id) != 0) {
+		con_audit(c, s->user, rq, "device.rotate_epoch", id, MT_AUDIT_REFUSED,
+		          "\"via\":\"console\",\"reason\":\"confirmation_mismatch\"");
+		rotate_confirm(c, rs, 400, s, r,
+		               "The device id typed does not match: nothing was changed.");
+		goto out;
+	}
+	if (!may_rotate(r)) {
+		con_audit(c, s->user, rq, "device.rotate_epoch", id, MT_AUDIT_REFUSED,
+		          "\"via\":\"console\",\"reason\":\"status\",\"status\":\"%s\"",
+		          mt_dev_status_name(r->status));
+		con_message(c, rs, 409, s, "Nothing to do",
+		            "Only an active, onboarded device's key epoch can be rotated.");
+		goto out;
+	}
+	pthread_mutex_lock(&rotate_lock);
+	hooked = c->rotate != NULL;
+	e = hooked ? c->rotate(c->rotate_arg, id, &old_epoch, &new_epoch, &ctr, why, sizeof why)
+	           : MT_ERR_UNSUPPORTED;
+	pthread_mutex_unlock(&rotate_lock);
+	mt_deploy_json_str(why[0] ? why : mt_err_str(e), wj, sizeof wj);
+	if (e == MT_OK) {
+		con_audit(c, s->user, rq, "device.rotate_epoch", id, MT_AUDIT_OK,
+		          "\"via\":\"console\",\"old_epoch\":%u,\"new_epoch\":%u,"
+		          "\"command_counter\":%" PRIu64,
+		          (unsigned)old_epoch, (unsigned)new_epoch, ctr);
+		rotate_result(c, rs, s, id, old_epoch, new_epoch, ctr);
+	} else if (e == MT_ERR_REG_STATE || e == MT_ERR_REG_UNKNOWN) {
+		con_audit(c, s->user, rq, "device.rotate_epoch", id, MT_AUDIT_REFUSED,
+		          "\"via\":\"console\",\"reason\":\"status\",\"why\":%s", wj);
+		con_message(c, rs, 409, s, "Nothing to do",
+		            "The device's status does not allow this (someone may have changed it "
+		            "meanwhile): nothing was changed.");
+	} else if (ctr == 0) { /* before the registry: nothing changed */
+		con_audit(c, s->user, rq, "device.rotate_epoch", id, MT_AUDIT_ERROR,
+		          "\"via\":\"console\",\"reason\":\"%s\",\"why\":%s",
+		          !hooked ? "no_ingest"
+		          : e == MT_ERR_UNSUPPORTED ? "no_command_key"
+		                                    : "not_sent",
+		          wj);
+		fprintf(stderr, "medtrustd: console: rotate %s: %s\n", id, why[0] ? why : mt_err_str(e));
+		if (!hooked)
+			no_ingest(c, rs, s);
+		else
+			con_message(c, rs, 503, s, "Command not sent",
+			            "The command could not be sent just now (see the hub's log); "
+			            "nothing was changed.");
+	} else { /* the epoch moved, the command did not leave */
+		con_audit(c, s->user, rq, "device.rotate_epoch", id, MT_AUDIT_ERROR,
+		          "\"via\":\"console\",\"reason\":\"not_sent\",\"old_epoch\":%u,"
+		          "\"new_epoch\":%u,\"command_counter\":%" PRIu64 ",\"why\":%s",
+		          (unsigned)old_epoch, (unsigned)new_epoch, ctr, wj);
+		fprintf(stderr, "medtrustd: console: rotate %s: %s\n", id, why[0] ? why : mt_err_str(e));
+		con_message(c, rs, 503, s, "Command not sent",
+		            "The hub moved the device to the next key epoch but the command could not "
+		            "be sent (see the hub's log). The device keeps its epoch, which the hub "
+		            "still accepts; rotate again once the hub is connected.");
+	}
+out:
+	mt_form_wipe(f);
+	free(f);
+}
+
+static void view_rotate(struct mt_console *c, const struct mt_https_req *rq,
+                        struct mt_https_resp *rs, struct session *s, int64_t now, const char *id)
+{
+	bool get = strcmp(rq->method, "GET") == 0, post = strcmp(rq->method, "POST") == 0;
+	struct frow *r;
+	enum mt_err e;
+
+	if (!get && !post) {
+		bad_method(c, rs, s, false, "GET, POST");
+		return;
+	}
+	if (rq->query != NULL) {
+		con_message(c, rs, 400, s, "Bad request", "Unexpected query string.");
+		return;
+	}
+	if (!rotate_hooked(c)) {
+		if (post)
+			con_audit(c, s->user, rq, "device.rotate_epoch", id, MT_AUDIT_ERROR,
+			          "\"via\":\"console\",\"reason\":\"no_ingest\"");
+		no_ingest(c, rs, s);
+		return;
+	}
+	r = calloc(1, sizeof *r);
+	if (r == NULL) {
+		con_message(c, rs, 503, s, "Busy", "The hub is short of memory; try again.");
+		return;
+	}
+	if (post) {
+		rotate_post(c, rq, rs, s, now, id, r);
+	} else {
+		e = one_device(c, id, r);
+		if (e == MT_ERR_REG_UNKNOWN)
+			not_found(c, rs, s, false);
+		else if (e != MT_OK)
+			con_message(c, rs, 503, s, "Registry unavailable",
+			            "The device registry could not be read just now; try again.");
+		else if (!may_rotate(r))
+			con_message(c, rs, 409, s, "Nothing to do",
+			            "Only an active, onboarded device's key epoch can be rotated.");
+		else
+			rotate_confirm(c, rs, 200, s, r, NULL);
+	}
 	mt_wipe(r, sizeof *r);
 	free(r);
 }
@@ -1256,7 +1554,12 @@ void con_view_fleet(struct mt_console *c, const struct mt_https_req *rq, struct 
 		return;
 	}
 	if (strncmp(p, "/fleet/", 7) == 0) {
-		view_action(c, rq, rs, s, now);
+		char id[MT_DEVICE_ID_MAX + 1];
+
+		if (parse_rotate_path(p, id))
+			view_rotate(c, rq, rs, s, now, id);
+		else
+			view_action(c, rq, rs, s, now);
 		return;
 	}
 	if (strcmp(p, "/onboarding") == 0) {

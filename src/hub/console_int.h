@@ -106,6 +106,11 @@ struct mt_console {
 	/* The live stream and alarms (mt_console_set_clinical); NULL: none. */
 	struct mt_live *live;
 	struct mt_clinical *clin;
+
+	/* The rotate-epoch hook (mt_console_set_rotate; console_fleet.c reads
+	 * and writes it under its own lock); NULL: no ingest. */
+	mt_console_rotate_fn rotate;
+	void *rotate_arg;
 };
 
 /* ---- building an answer ------------------------------------------------------- */

@@ -24,6 +24,11 @@
  *    revocation empties the device cache at once), sends the receipts that
  *    are due (one per device per second at most), flushes aggregated
  *    refusal audit records.
+ *  - any thread (the console's HTTPS workers): mt_ingest_rotate_epoch,
+ *    one downlink command at a time under `cmdlock` — the registry's
+ *    epoch move under `reglock`, the device cache invalidated, the
+ *    command signed with the command key and published on the shared
+ *    connection like the receipts (docs/commands.md).
  *
  * Test fail points (threat FI03): MEDTRUST_FAILPOINT=<point>:<n> makes the
  * committer SIGKILL its own process the n-th time it reaches <point>:
@@ -44,8 +49,10 @@
 #include <unistd.h>
 
 #include "ingest.h"
+#include "medtrust/mt_command.h"
 #include "medtrust/mt_keystore.h"
 #include "medtrust/mt_packet.h"
+#include "medtrust/mt_pki.h"
 #include "medtrust/mt_registry.h"
 #include "medtrust/mt_store.h"
 #include "medtrust/mt_util.h"
@@ -193,6 +200,12 @@ struct mt_ingest {
 	struct mt_store *store;
 	struct mt_registry *reg; /* under reglock */
 	struct mt_key *kx;       /* the hub's kx key (token) */
+	/* Downlink commands (mt_ingest_rotate_epoch): the command key (token;
+	 * NULL: none could be opened, cmd_why says why), one command at a
+	 * time under cmdlock. */
+	struct mt_key *cmd;
+	char cmd_why[192];
+	pthread_mutex_t cmdlock;
 	struct mosquitto *mq;
 	struct mt_mqtt_url url;
 	char client_id[80];
@@ -1512,6 +1525,120 @@ static void parse_fail_point(struct mt_ingest *g)
 		}
 }
 
+/* ---- downlink commands (protocol §6; docs/commands.md) ------------------------- */
+
+/* The command key (cmd_key), checked against the certificate devices pin
+ * (cmd_cert): a key that is not the certificate's would sign commands
+ * every device refuses.  Not fatal: without it the hub ingests as before
+ * and mt_ingest_rotate_epoch says why it cannot. */
+static void open_command_key(struct mt_ingest *g)
+{
+	const char *uri = mt_deploy_get(g->o.d, "cmd_key"), *pem = mt_deploy_get(g->o.d, "cmd_cert");
+	struct mt_cert *cert = NULL;
+	uint8_t kid[MT_KID_LEN];
+	enum mt_err e;
+
+	if (uri == NULL || pem == NULL) {
+		mt_say(g->cmd_why, sizeof g->cmd_why,
+		       "the deployment names no command key and certificate (cmd_key, cmd_cert)");
+		return;
+	}
+	e = mt_key_open(uri, &g->cmd);
+	if (e == MT_OK && mt_key_type(g->cmd) != MT_KEY_P256)
+		e = MT_ERR_KS_KEY_TYPE;
+	if (e == MT_OK)
+		e = mt_cert_from_pem_file(pem, &cert);
+	if (e == MT_OK)
+		e = mt_cert_kid(cert, kid);
+	mt_cert_free(cert);
+	if (e == MT_OK && memcmp(kid, mt_pubkey_kid(mt_key_public(g->cmd)), MT_KID_LEN) != 0)
+		mt_say(g->cmd_why, sizeof g->cmd_why,
+		       "cmd_cert is not the certificate of cmd_key: devices would refuse its commands");
+	else if (e != MT_OK)
+		mt_say(g->cmd_why, sizeof g->cmd_why,
+		       "the command key (cmd_key) or its certificate (cmd_cert) is unusable: %s",
+		       mt_err_str(e));
+	if (g->cmd_why[0] != '\0') {
+		mt_key_free(g->cmd);
+		g->cmd = NULL;
+		fprintf(stderr, "medtrustd: ingest: no downlink commands: %s\n", g->cmd_why);
+	}
+}
+
+enum mt_err mt_ingest_rotate_epoch(struct mt_ingest *g, const char *dev, uint32_t *old_epoch,
+                                   uint32_t *new_epoch, uint64_t *ctr, char *why,
+                                   size_t why_cap)
+{
+	struct mt_command c;
+	uint8_t buf[512];
+	char topic[MT_MQTT_TOPIC_MAX];
+	size_t len = 0, n;
+	enum mt_err e;
+	int rc;
+
+	if (g == NULL || dev == NULL || old_epoch == NULL || new_epoch == NULL || ctr == NULL)
+		return MT_ERR_ARG;
+	n = strnlen(dev, MT_DEVICE_ID_MAX + 1);
+	if (n == 0 || n > MT_DEVICE_ID_MAX || !mt_device_id_valid(dev, n)) {
+		mt_say(why, why_cap, "not a device id");
+		return MT_ERR_ARG;
+	}
+	if (g->cmd == NULL) {
+		mt_say(why, why_cap, "%s", g->cmd_why);
+		return MT_ERR_UNSUPPORTED;
+	}
+	if (!atomic_load(&g->connected)) {
+		mt_say(why, why_cap, "the hub is not connected to the broker");
+		return MT_ERR_IO;
+	}
+	pthread_mutex_lock(&g->cmdlock);
+	/* §4: the hub's epoch moves to N+1 when it sends the command — first,
+	 * so that the device's first packet of N+1 is never refused. */
+	pthread_mutex_lock(&g->reglock);
+	e = mt_registry_rotate_epoch(g->reg, dev, mt_deploy_now(), old_epoch, new_epoch, ctr);
+	pthread_mutex_unlock(&g->reglock);
+	if (e != MT_OK) {
+		mt_say(why, why_cap, "%s",
+		       e == MT_ERR_REG_STATE ? "the device is not active and onboarded, or its "
+		                               "epoch is at its end (re-onboard it)"
+		                             : mt_err_str(e));
+		pthread_mutex_unlock(&g->cmdlock);
+		return e;
+	}
+	pthread_mutex_lock(&g->klock);
+	g->kgen++; /* its cached keys are of N and N−1: rebuilt on its next packet */
+	pthread_mutex_unlock(&g->klock);
+
+	memset(&c, 0, sizeof c);
+	memcpy(c.dev, dev, n);
+	c.dev_len = n;
+	c.ctr = *ctr;
+	c.ts = now_ms();
+	c.cmd = MT_CMD_ROTATE_EPOCH;
+	c.new_epoch = *new_epoch;
+	e = mt_command_sign(g->cmd, &c, buf, sizeof buf, &len);
+	if (e != MT_OK) {
+		mt_say(why, why_cap, "signing the command failed: %s", mt_err_str(e));
+	} else if ((size_t)snprintf(topic, sizeof topic, "mt/v1/%s/down/cmd", dev) >= sizeof topic) {
+		e = MT_ERR_ARG;
+	} else {
+		rc = mosquitto_publish_v5(g->mq, NULL, topic, (int)len, buf, 1, false, NULL);
+		if (rc != MOSQ_ERR_SUCCESS) {
+			mt_say(why, why_cap, "publishing the command failed: %s",
+			       mosquitto_strerror(rc));
+			e = MT_ERR_IO;
+		}
+	}
+	pthread_mutex_unlock(&g->cmdlock);
+	return e;
+}
+
+enum mt_err mt_ingest_rotate_hook(void *g, const char *dev, uint32_t *old_epoch,
+                                  uint32_t *new_epoch, uint64_t *ctr, char *why, size_t why_cap)
+{
+	return mt_ingest_rotate_epoch(g, dev, old_epoch, new_epoch, ctr, why, why_cap);
+}
+
 enum mt_err mt_ingest_broker_url(const struct mt_deploy *d, struct mt_mqtt_url *u)
 {
 	const char *url = mt_deploy_get(d, "broker_url");
@@ -1549,6 +1676,7 @@ enum mt_err mt_ingest_start(const struct mt_ingest_opts *o, struct mt_ingest **o
 	pthread_cond_init(&g->qcond, NULL);
 	pthread_mutex_init(&g->klock, NULL);
 	pthread_mutex_init(&g->reglock, NULL);
+	pthread_mutex_init(&g->cmdlock, NULL);
 	pthread_mutex_init(&g->dlock, NULL);
 	{
 		pthread_condattr_t ca;
@@ -1588,6 +1716,7 @@ enum mt_err mt_ingest_start(const struct mt_ingest_opts *o, struct mt_ingest **o
 		mt_say(why, why_cap, "cannot open the hub's kx key (kx_key): %s", mt_err_str(e));
 		goto fail;
 	}
+	open_command_key(g);
 	e = db ? mt_registry_open(db, &g->reg) : MT_ERR_ARG;
 	if (e == MT_OK)
 		e = mt_registry_data_version(g->reg, &g->reg_version);
@@ -1722,6 +1851,8 @@ void mt_ingest_stop(struct mt_ingest *g)
 	mt_store_close(g->ckpt);
 	mt_registry_close(g->reg);
 	mt_key_free(g->kx);
+	mt_key_free(g->cmd);
+	pthread_mutex_destroy(&g->cmdlock);
 	pthread_mutex_destroy(&g->qlock);
 	pthread_cond_destroy(&g->qcond);
 	pthread_mutex_destroy(&g->klock);

@@ -129,6 +129,30 @@ MT_NODISCARD enum mt_err mt_ingest_start(const struct mt_ingest_opts *o, struct 
  * Queued but uncommitted packets are dropped (unreceipted: devices resend). */
 void mt_ingest_stop(struct mt_ingest *g);
 
+/* Rotate device `dev`'s key epoch with a signed downlink command
+ * (protocol §4, §6; docs/commands.md): the registry takes the device's
+ * next command counter and moves its epoch N → N+1 in one transaction
+ * (from then on the ingest accepts N+1 and N), the command {2 rotate-epoch,
+ * {1: N+1}} is signed with the command key (cmd_key, in the hub's token)
+ * and published QoS 1 on mt/v1/<dev>/down/cmd over the ingest's broker
+ * connection.  Thread-safe (the console calls it from HTTPS workers); one
+ * command at a time.  *old_epoch, *new_epoch, *ctr are set once the
+ * registry changed; `why` gets a sentence on failure.  Errors: MT_ERR_ARG,
+ * MT_ERR_UNSUPPORTED (no usable command key: nothing changed), MT_ERR_IO
+ * before the registry (not connected to the broker: nothing changed),
+ * mt_registry_rotate_epoch's (nothing changed); after the registry
+ * changed, signing errors or MT_ERR_IO (the publish failed: the epoch
+ * moved, N is still accepted, the device stays on N until a rotation
+ * reaches it). */
+MT_NODISCARD enum mt_err mt_ingest_rotate_epoch(struct mt_ingest *g, const char *dev,
+                                                uint32_t *old_epoch, uint32_t *new_epoch,
+                                                uint64_t *ctr, char *why, size_t why_cap);
+/* The same with g as a void pointer: the console's rotate hook
+ * (mt_console_set_rotate). */
+MT_NODISCARD enum mt_err mt_ingest_rotate_hook(void *g, const char *dev, uint32_t *old_epoch,
+                                               uint32_t *new_epoch, uint64_t *ctr, char *why,
+                                               size_t why_cap);
+
 /* A snapshot of the counters, and whether the broker link is up. */
 void mt_ingest_counts(struct mt_ingest *g, uint64_t out[MT_IC_N], bool *connected);
 

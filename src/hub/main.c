@@ -394,6 +394,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		fprintf(stderr, "medtrustd: ingest from mqtts://%s:%u\n", u.host, (unsigned)u.port);
+		mt_console_set_rotate(mt_hub_console(hub), mt_ingest_rotate_hook, ingest);
 	}
 	for (;;) {
 		struct timespec ts = {TICK_SECONDS, 0};
@@ -431,6 +432,7 @@ int main(int argc, char **argv)
 out:
 	if (ingest != NULL) {
 		log_counts(ingest);
+		mt_console_set_rotate(mt_hub_console(hub), NULL, NULL); /* before ingest goes */
 		mt_ingest_stop(ingest);
 	}
 	SSL_CTX_free(mqtt_ctx);

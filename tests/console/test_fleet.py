@@ -30,11 +30,25 @@ What is shown, each by a check that fails when the property is missing:
   - decommissioning likewise (device.decommission, status
     decommissioned, its data stops);
   - /onboarding lists the manifests (manufacturer, devices), the devices
-    pending, and a refused enrolment with its reason from the audit chain.
+    pending, and a refused enrolment with its reason from the audit chain;
+  - rotating a streaming device's key epoch (docs/commands.md, protocol
+    §4, §6): the confirmation page says what happens, the POST needs the
+    CSRF token, a recent password and the typed id; then the registry says
+    N+1, device.rotate_epoch is audited with both epochs and the command
+    counter, the device verified the signed command (its log, its
+    bundle.json), readings stored after it carry epoch N+1 and the device's
+    acknowledgement (typ 4) is stored; after a second rotation (N+2), with
+    the simulator stopped, packets sealed with the device's own keys under
+    N+2 and N+1 are stored while N and N+3 are refused at the epoch stage.
+    The attacker's forged command is not here: the broker lets only the
+    hub publish on down/cmd (tests/unit/test_mosq_acl.c, C01), and the
+    device's verifier refuses forged, replayed, stale and misaddressed
+    commands (tests/unit/test_command.c).
 """
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -154,7 +168,7 @@ class Fleet(DeploymentCli, unittest.TestCase):
             self.assertRegex(r, r"\d+ s ago")               # last seen, the hub's clock
             self.assertRegex(r, r"in \d+ days")              # certificate expiry
             self.assertIn("/revoke", r)
-            self.assertNotIn("otate", r)                     # no epoch rotation yet
+            self.assertIn("/rotate\">Rotate epoch", r)     # active and onboarded
         self.assertIn("Ward F \u00b7 bed 3", rows[0])
         self.assertIn("Ada Fleet", rows[0])
         self.assertIn("&lt;script&gt;alert(7)&lt;/script&gt;", rows[1])
@@ -164,6 +178,7 @@ class Fleet(DeploymentCli, unittest.TestCase):
         self.assertNotIn("style=", page)
         # the pending device is listed too, as manifested
         self.assertIn('class="st-manifested">manifested<', self.row(page, self.late[0]))
+        self.assertNotIn("/rotate", self.row(page, self.late[0]))  # never onboarded
         # the same rows as JSON
         st, h, text = b.get("/api/fleet")
         self.assertEqual(st, 200, text)
@@ -192,8 +207,10 @@ class Fleet(DeploymentCli, unittest.TestCase):
         self.assertNotIn("alert(8)", page)
         st, _, _ = b.get("/fleet/NO-SUCH-DEVICE/revoke")
         self.assertEqual(st, 404)
-        st, _, _ = b.get("/fleet/%s/rotate" % self.lot[0])
+        st, _, _ = b.get("/fleet/%s/rotatex" % self.lot[0])
         self.assertEqual(st, 404)
+        st, _, _ = b.get("/fleet/%s/rotate" % self.late[0])   # not onboarded: nothing to do
+        self.assertEqual(st, 409)
         st, _, _ = b.get("/onboarding/x")
         self.assertEqual(st, 404)
         st, h, _ = b.post("/fleet", {"csrf": "x"})
@@ -288,6 +305,7 @@ class Fleet(DeploymentCli, unittest.TestCase):
         r = self.row(page, dev)
         self.assertIn('class="st-revoked">revoked<', r)
         self.assertNotIn("/revoke", r)
+        self.assertNotIn("/rotate", r)
         self.assertIn("/decommission", r)
         # and the hub refuses its packets
         self.wait_data_stops(dev, other)
@@ -357,6 +375,144 @@ class Fleet(DeploymentCli, unittest.TestCase):
         self.assertEqual(st, 400)
         st, _, _ = b.post("/onboarding", {"csrf": "x"})
         self.assertEqual(st, 405)
+
+    # ---- rotate the key epoch (last: it stops the simulator) ----------------------------------
+
+    def rotate(self, b, pw, dev):
+        """Rotate dev's epoch in the console; the result page."""
+        path = "/fleet/%s/rotate" % dev
+        st, _, page = b.get(path)
+        self.assertEqual(st, 200, page)
+        form = {"csrf": csrf_of(page), "confirm": dev}
+        self.reauth(b, pw, path)
+        st, _, page = b.post(path, form)
+        if st == 303:                       # a slow machine outran the window: once more
+            self.reauth(b, pw, path)
+            st, _, page = b.post(path, form)
+        self.assertEqual(st, 200, page)
+        return page
+
+    def epoch_rows(self, dev, epoch, typ=None):
+        with self.d.db() as c:
+            q = "SELECT count(*) FROM readings WHERE dev = ? AND epoch = ?"
+            args = (dev, epoch)
+            if typ is not None:
+                q += " AND typ = ?"
+                args += (typ,)
+            return c.execute(q, args).fetchone()[0]
+
+    def bundle_epoch(self, dev):
+        with open(self.d.p("lot", dev, "bundle.json")) as f:
+            return json.load(f)["epoch"]
+
+    def wait_switched(self, dev, epoch, timeout=20):
+        """The device took `epoch` (bundle.json), readings and its
+        acknowledgement (typ 4) of that epoch are stored."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.bundle_epoch(dev) == epoch and self.epoch_rows(dev, epoch, 1) > 0 and \
+                    self.epoch_rows(dev, epoch, 4) > 0:
+                return
+            time.sleep(0.3)
+        self.fail("%s: bundle epoch %s, vitals of epoch %d: %d, acks: %d\n%s" % (
+            dev, self.bundle_epoch(dev), epoch, self.epoch_rows(dev, epoch, 1),
+            self.epoch_rows(dev, epoch, 4), self.d.log("sim")[-3000:]))
+
+    def seal(self, dev, ctr, epoch):
+        ddir = self.d.p("lot", dev)
+        m = {"dev": dev, "ctr": ctr, "ts": int(time.time() * 1000), "typ": 1,
+             "obs": [[0, 147842, 72, 264864]]}
+        r = T.U.sh([T.U.BIN, "packet", "seal", "--ldev", "file:%s/ldev.key" % ddir, "--kx",
+                    "file:%s/kx.key" % ddir, "--hub-kx", self.d.p("HUB", "pki", "hub-kx.pub.pem"),
+                    "--epoch", str(epoch)], data=json.dumps(m).encode(), env=self.d.env())
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        path = self.d.p("pkt-%d-%d" % (ctr, epoch))
+        with open(path, "wb") as f:
+            f.write(r.stdout)
+        return path
+
+    def test_g_rotate_epoch_signed_command(self):
+        b, pw = self.biomed
+        dev = self.lot[2]                  # the one still streaming
+        n = self.device(dev)["epoch"]
+        # a revoked device's epoch is not rotated (test_d revoked lot[0])
+        st, _, page = b.get("/fleet/%s/rotate" % self.lot[0])
+        self.assertEqual(st, 409, page)
+        st, _, page = b.get("/fleet/%s/rotate" % dev)
+        token = csrf_of(page)
+        self.reauth(b, pw, "/fleet/%s/rotate" % dev)
+        st, _, page = b.post("/fleet/%s/rotate" % self.lot[0],
+                             {"csrf": token, "confirm": self.lot[0]})
+        self.assertEqual(st, 409, page)
+        self.assertTrue(any(x["action"] == "device.rotate_epoch" and x["subject"] == self.lot[0]
+                            and x["outcome"] == "refused" and
+                            x["detail"].get("reason") == "status" for x in self.audit()))
+        st, _, page = b.get("/fleet")
+        self.assertIn("/fleet/%s/rotate" % dev, self.row(page, dev))
+        st, _, page = b.get("/fleet/%s/rotate" % dev)
+        self.assertEqual(st, 200, page)
+        self.assertIn("signed with the hub's command key", page)
+        self.assertIn("until the next rotation", page)
+        self.assertIn('name="confirm"', page)
+        # without the CSRF token, or with another id typed: nothing changes
+        st, _, _ = b.post("/fleet/%s/rotate" % dev, {"confirm": dev})
+        self.assertEqual(st, 403)
+        self.reauth(b, pw, "/fleet/%s/rotate" % dev)
+        st, _, page = b.post("/fleet/%s/rotate" % dev, {"csrf": csrf_of(page),
+                                                        "confirm": self.lot[0]})
+        self.assertEqual(st, 400, page)
+        self.assertEqual(self.device(dev)["epoch"], n)
+        # the rotation
+        page = self.rotate(b, pw, dev)
+        self.assertIn('<b class="epoch">%d</b>' % (n + 1), page)
+        self.assertEqual(self.device(dev)["epoch"], n + 1)
+        recs = [x for x in self.audit() if x["action"] == "device.rotate_epoch" and
+                x["subject"] == dev]
+        ok = [x for x in recs if x["outcome"] == "ok"]
+        self.assertEqual(len(ok), 1, recs)
+        self.assertEqual(ok[0]["actor"], "user:bea")
+        self.assertEqual(ok[0]["detail"]["old_epoch"], n)
+        self.assertEqual(ok[0]["detail"]["new_epoch"], n + 1)
+        self.assertEqual(ok[0]["detail"]["command_counter"], 1)
+        self.assertTrue(any(x["outcome"] == "refused" and
+                            x["detail"].get("reason") == "confirmation_mismatch" for x in recs))
+        # the device verified it, switched, saved it, answered under the new epoch
+        self.wait_switched(dev, n + 1)
+        self.assertIn("key epoch %d -> %d (command 1)" % (n, n + 1), self.d.log("sim"))
+        self.assertNotIn("command refused", self.d.log("sim"))
+        # a second rotation: N+2; then, the simulator stopped, the device's own
+        # keys seal packets of each epoch and the hub takes N+2 and N+1 only
+        self.rotate(b, pw, dev)
+        self.assertEqual(self.device(dev)["epoch"], n + 2)
+        self.wait_switched(dev, n + 2)
+        self.d.kill("sim", signal.SIGTERM)
+        with self.d.db() as c:
+            top = max(c.execute("SELECT coalesce(max(ctr), 0) FROM readings WHERE dev = ?",
+                                (dev,)).fetchone()[0],
+                      c.execute("SELECT coalesce(max(ctr), 0) FROM alerts WHERE dev = ?",
+                                (dev,)).fetchone()[0])
+        ctrs = {n + 2: top + 5000, n + 1: top + 5001, n: top + 5002, n + 3: top + 5003}
+        files = [self.seal(dev, ctr, ep) for ep, ctr in sorted(ctrs.items())]
+        r = subprocess.run([T.AGENT, "inject", "--device", self.d.p("lot", dev), "--hub",
+                            "https://localhost:%d" % self.d.hub_port, "--hub-ca", self.ca,
+                            "--wait", "2"] + files, capture_output=True, env=self.d.env(),
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with self.d.db() as c:
+                got = {x[0] for x in c.execute(
+                    "SELECT ctr FROM readings WHERE dev = ? AND ctr > ?", (dev, top))}
+            if {ctrs[n + 2], ctrs[n + 1]} <= got:
+                break
+            time.sleep(0.3)
+        self.assertIn(ctrs[n + 2], got)
+        self.assertIn(ctrs[n + 1], got)     # the previous epoch: still accepted
+        self.assertNotIn(ctrs[n], got)      # two rotations back: refused
+        self.assertNotIn(ctrs[n + 3], got)  # a future epoch: refused
+        refused = [x for x in self.audit() if x["action"] == "packet.refused" and
+                   x["subject"] == dev and x["detail"].get("stage") == "epoch"]
+        self.assertTrue(refused, "no epoch refusal audited for %s" % dev)
 
 
 if __name__ == "__main__":
