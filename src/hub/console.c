@@ -471,6 +471,15 @@ void con_page_start(const struct mt_console *c, struct out *o, const char *title
 	con_lit(o, "</header><main>");
 }
 
+void con_alert(struct out *o, const char *msg)
+{
+	if (msg == NULL)
+		return;
+	con_lit(o, "<p class=\"msg\" role=\"alert\">");
+	con_text(o, msg);
+	con_lit(o, "</p>");
+}
+
 void con_csrf_field(struct out *o, const struct session *s)
 {
 	con_lit(o, "<input type=\"hidden\" name=\"csrf\" value=\"");
@@ -498,11 +507,7 @@ static void login_page(struct mt_console *c, struct mt_https_resp *rs, int statu
 	con_page_start(c, &o, "Sign in", NULL, NULL);
 	con_lit(&o, "<form class=\"box\" method=\"post\" action=\"/login\" "
 	            "accept-charset=\"UTF-8\"><h1>Sign in</h1>");
-	if (msg != NULL) {
-		con_lit(&o, "<p class=\"msg\" role=\"alert\">");
-		con_text(&o, msg);
-		con_lit(&o, "</p>");
-	}
+	con_alert(&o, msg);
 	con_lit(&o, "<label>User name<input name=\"user\" autocomplete=\"username\" required "
 	            "maxlength=\"64\" autocapitalize=\"none\" spellcheck=\"false\" autofocus>"
 	            "</label><label>Password<input type=\"password\" name=\"password\" "
@@ -529,11 +534,7 @@ static void password_page(struct mt_console *c, struct mt_https_resp *rs, int st
 	if (s->must_change)
 		con_lit(&o, "<p class=\"note\">You signed in with a one-time password: choose your "
 		            "own before you go on.</p>");
-	if (msg != NULL) {
-		con_lit(&o, "<p class=\"msg\" role=\"alert\">");
-		con_text(&o, msg);
-		con_lit(&o, "</p>");
-	}
+	con_alert(&o, msg);
 	con_lit(&o, "<label>Current password<input type=\"password\" name=\"current\" "
 	            "autocomplete=\"current-password\" required maxlength=\"256\"></label>"
 	            "<label>New password (at least 12 characters)<input type=\"password\" "
@@ -1811,11 +1812,7 @@ static void reauth_page(struct mt_console *c, struct mt_https_resp *rs, int stat
 	con_lit(&o, "<form class=\"box\" method=\"post\" action=\"/reauth\"><h1>Confirm it is "
 	            "you</h1><p>This change needs your password again (it was last given over ");
 	con_fmt(&o, "%" PRId64 " minutes ago).</p>", c->reauth_s / 60);
-	if (msg != NULL) {
-		con_lit(&o, "<p class=\"msg\" role=\"alert\">");
-		con_text(&o, msg);
-		con_lit(&o, "</p>");
-	}
+	con_alert(&o, msg);
 	con_lit(&o, "<label>Password<input type=\"password\" name=\"password\" "
 	            "autocomplete=\"current-password\" required autofocus></label>"
 	            "<label>Code (if you have a second factor)<input name=\"code\" "
@@ -1942,11 +1939,7 @@ static void totp_page(struct mt_console *c, struct mt_https_resp *rs, int status
 	            "second factor</h1><p>Administrators sign in with a code from an authenticator "
 	            "app as well as their password. Add this key to the app (type the secret, or "
 	            "give it the link), then type the six-digit code it shows.</p>");
-	if (msg != NULL) {
-		con_lit(&o, "<p class=\"msg\" role=\"alert\">");
-		con_text(&o, msg);
-		con_lit(&o, "</p>");
-	}
+	con_alert(&o, msg);
 	con_lit(&o, "<p class=\"otp\">Secret: <code id=\"totp-secret\">");
 	con_text(&o, secret);
 	con_lit(&o, "</code></p><p class=\"small\">Link: <code id=\"totp-uri\">");

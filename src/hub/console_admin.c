@@ -218,11 +218,7 @@ static void users_page(struct mt_console *c, struct mt_https_resp *rs, const str
 	con_page_start(c, &o, "Users", s, NULL);
 	con_lit(&o, "<h1>Users</h1>");
 	admin_nav(&o, "/admin/users");
-	if (msg != NULL) {
-		con_lit(&o, "<p class=\"msg\" role=\"alert\">");
-		con_text(&o, msg);
-		con_lit(&o, "</p>");
-	}
+	con_alert(&o, msg);
 	con_lit(&o, "<form class=\"add\" method=\"post\" action=\"/admin/users\"><h2>Add a user"
 	            "</h2><input type=\"hidden\" name=\"op\" value=\"add\">");
 	con_csrf_field(&o, s);

@@ -757,6 +757,21 @@ static enum mt_err one_device(struct mt_console *c, const char *id, struct frow 
 	return e;
 }
 
+/* ", measuring NAME (WARD, bed BED)" when the device has a patient: the
+ * confirmation pages say whose monitoring the action stops. */
+static void patient_clause(struct out *o, const struct frow *r)
+{
+	if (!r->has_patient)
+		return;
+	con_lit(o, ", measuring ");
+	con_text(o, r->name);
+	con_lit(o, " (");
+	con_text(o, r->ward);
+	con_lit(o, ", bed ");
+	con_text(o, r->bed);
+	con_lit(o, ")");
+}
+
 static void confirm_page(struct mt_console *c, struct mt_https_resp *rs, int status,
                          const struct session *s, const struct frow *r, enum mt_lifecycle_act act,
                          const char *msg)
@@ -772,15 +787,7 @@ static void confirm_page(struct mt_console *c, struct mt_https_resp *rs, int sta
 	        act == MT_LC_REVOKE ? "Revoke" : "Decommission");
 	con_text(&o, r->id);
 	con_fmt(&o, "</span></h1><p>Now <b>%s</b>", mt_dev_status_name(r->status));
-	if (r->has_patient) {
-		con_lit(&o, ", measuring ");
-		con_text(&o, r->name);
-		con_lit(&o, " (");
-		con_text(&o, r->ward);
-		con_lit(&o, ", bed ");
-		con_text(&o, r->bed);
-		con_lit(&o, ")");
-	}
+	patient_clause(&o, r);
 	con_lit(&o, ".</p><p>What happens:</p><ul>"
 	            "<li>every certificate of the device is revoked and a new certificate "
 	            "revocation list is signed at once;</li>"
@@ -796,11 +803,7 @@ static void confirm_page(struct mt_console *c, struct mt_https_resp *rs, int sta
 		        "<li>it is marked decommissioned; its records stay. It can only come back "
 		        "through <code>medtrust device release</code> and a new manifest.</li>");
 	con_lit(&o, "</ul>");
-	if (msg != NULL) {
-		con_lit(&o, "<p class=\"msg\" role=\"alert\">");
-		con_text(&o, msg);
-		con_lit(&o, "</p>");
-	}
+	con_alert(&o, msg);
 	if (act == MT_LC_REVOKE) {
 		con_lit(&o, "<label>Reason<select name=\"reason\" required>"
 		            "<option value=\"\">choose\xe2\x80\xa6</option>");
@@ -1100,15 +1103,7 @@ static void rotate_confirm(struct mt_console *c, struct mt_https_resp *rs, int s
 	con_text(&o, r->id);
 	con_fmt(&o, "</span></h1><p>Now <b>%s</b>, key epoch <b>%u</b>",
 	        mt_dev_status_name(r->status), (unsigned)r->epoch);
-	if (r->has_patient) {
-		con_lit(&o, ", measuring ");
-		con_text(&o, r->name);
-		con_lit(&o, " (");
-		con_text(&o, r->ward);
-		con_lit(&o, ", bed ");
-		con_text(&o, r->bed);
-		con_lit(&o, ")");
-	}
+	patient_clause(&o, r);
 	/* con_fmt writes at most 511 bytes a call: the sentences go in pieces */
 	con_fmt(&o,
 	        ".</p><p>What happens:</p><ul>"
@@ -1125,11 +1120,7 @@ static void rotate_confirm(struct mt_console *c, struct mt_https_resp *rs, int s
 	        "from the device's queue) are still accepted <b>until the next rotation</b>: "
 	        "readings are not interrupted.</li></ul>",
 	        (unsigned)r->epoch);
-	if (msg != NULL) {
-		con_lit(&o, "<p class=\"msg\" role=\"alert\">");
-		con_text(&o, msg);
-		con_lit(&o, "</p>");
-	}
+	con_alert(&o, msg);
 	con_lit(&o, "<label>Type the device id to confirm<input name=\"confirm\" "
 	            "autocomplete=\"off\" spellcheck=\"false\" required></label>");
 	con_csrf_field(&o, s);

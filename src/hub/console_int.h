@@ -180,6 +180,8 @@ bool con_csrf_ok(struct mt_console *c, const struct mt_https_req *rq,
                  struct mt_https_resp *rs, const struct session *s, const struct mt_form *f);
 void con_csrf_refused(struct mt_console *c, const struct mt_https_req *rq,
                       struct mt_https_resp *rs, const char *user);
+/* `msg` (NULL: nothing) as the page's alert paragraph, escaped. */
+void con_alert(struct out *o, const char *msg);
 /* The hidden csrf input of a form of this session. */
 void con_csrf_field(struct out *o, const struct session *s);
 /* Was the password given within console_reauth_s (sign-in or /reauth)?

@@ -76,13 +76,24 @@ def enrol_totp(drv):
 def submit(drv, css="form.box button[type=submit]", timeout=60):
     """Click the form's button and wait for the answer page to replace this
     one (a sign-in's argon2id takes a while, more so under ASan)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = drv.find_element(By.TAG_NAME, "html")
     drv.find_element(By.CSS_SELECTOR, css).click()
-    WebDriverWait(drv, timeout).until(EC.staleness_of(old), "the form's answer")
+
+    def replaced(_):
+        # While the page is being replaced chromedriver answers either
+        # "stale element" or "node does not belong to the document": both
+        # mean the old page is gone.
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(drv, timeout, poll_frequency=0.1).until(replaced, "the form's answer")
 
 
 def wait_for(drv, fn, timeout=20, what="condition"):
